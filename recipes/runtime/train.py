@@ -1,0 +1,250 @@
+"""One run of a recipe: seed, strategy, data, build and compile in scope, fit, evaluate,
+save, plot, and write the results row.
+
+A recipe module provides ``Config`` (a RunConfig subclass), ``make_datasets(config)``
+returning ``data.Datasets``, and ``build_model(config, datasets)`` returning a compiled
+model (it runs inside ``strategy.scope()``). It may provide ``report(model, datasets,
+config, run_dir)`` returning extra metrics and writing extra artifacts, and
+``run_name(config)`` naming the model in the run folder and the results row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recipes.runtime import config as config_lib
+from recipes.runtime import data as data_lib
+from recipes.runtime import distribute, results
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class NaNLossError(RuntimeError):
+    """Training diverged; no results row is written."""
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop at the first non-finite training loss and remember where it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.where = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.where = f"epoch {self.epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+
+def compile_options(config: config_lib.RunConfig) -> dict:
+    """The keyword arguments of ``model.compile`` that every recipe shares."""
+    return {"jit_compile": config.jit_compile, "steps_per_execution": config.steps_per_execution}
+
+
+def default_dirs(recipe: str, run_name: str, config: config_lib.RunConfig) -> tuple[str, str]:
+    suffix = "-quick" if config.quick else ""
+    output_dir = config.output_dir or os.path.join("runs", recipe, f"{run_name}{suffix}")
+    results_dir = config.results_dir or ("runs/quick-results" if config.quick else "results")
+    return output_dir, results_dir
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "zoo", "recipes"],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def count_examples(dataset: tf.data.Dataset) -> int:
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def plot_history(history_csv: str, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    history = pd.read_csv(history_csv)
+    metrics = [column for column in history.columns if column != "epoch" and not column.startswith("val_")]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        epochs = history["epoch"] + 1
+        axis.plot(epochs, history[metric], marker="o", label="train")
+        if f"val_{metric}" in history:
+            axis.plot(epochs, history[f"val_{metric}"], marker="o", label="test")
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def confusion_matrix(model, test: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    labels = np.concatenate([np.asarray(label).reshape(-1) for _, label in test])
+    predictions = np.argmax(model.predict(test, verbose=0), axis=-1)
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels.astype(int), predictions.astype(int)), 1)
+    return matrix
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.5 * len(matrix))
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    names = class_names or [str(index) for index in range(len(matrix))]
+    axis.set_xticks(range(len(matrix)), names, rotation=90)
+    axis.set_yticks(range(len(matrix)), names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for (row, column), count in np.ndenumerate(matrix):
+        axis.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                  color="white" if count > matrix.max() / 2 else "black")
+    figure.colorbar(image)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def set_precision(mixed_precision: bool) -> None:
+    if not mixed_precision:
+        keras.mixed_precision.set_global_policy("float32")
+    elif tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+
+def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
+        extra_callbacks: list | None = None, log=print) -> dict:
+    """Train, evaluate and record one run; returns the results row."""
+    if hasattr(config, "model"):
+        import zoo
+        zoo.get_builder(config.model)  # an unknown name fails now, not after loading the data
+    if config.tracking == "mlflow":
+        _import_mlflow()
+    placement = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    keras.utils.set_random_seed(config.seed)
+    set_precision(config.mixed_precision)
+    run_name = module.run_name(config) if hasattr(module, "run_name") else getattr(config, "model", recipe)
+
+    datasets = module.make_datasets(config)
+    output_dir, results_dir = default_dirs(recipe, f"{run_name}-{datasets.name}", config)
+    os.makedirs(output_dir, exist_ok=True)
+    global_batch = config.batch_size * placement.replicas
+    log(f"[{recipe}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
+        f"{datasets.source})")
+    log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
+        f"per-replica batch={config.batch_size} global batch={global_batch}")
+    train = data_lib.pipeline(datasets.train, global_batch, training=True, seed=config.seed)
+    test = data_lib.pipeline(datasets.test, global_batch, training=False, seed=config.seed)
+
+    with placement.strategy.scope():
+        model = module.build_model(config, datasets)
+    log(f"[{recipe}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
+
+    backup_dir = os.path.join(output_dir, "backup")
+    history_csv = os.path.join(output_dir, "history.csv")
+    if os.path.isdir(backup_dir):
+        log(f"[{recipe}] resuming from the checkpoint in {backup_dir}")
+    elif os.path.exists(history_csv):
+        os.remove(history_csv)
+    nan_guard = StopOnNaN()
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir),
+                 keras.callbacks.CSVLogger(history_csv, append=True),
+                 keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
+                 nan_guard, *(extra_callbacks or [])]
+
+    start = time.perf_counter()
+    history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
+                        verbose=config.verbose)
+    train_seconds = time.perf_counter() - start
+    if nan_guard.where:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
+                           f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
+    epochs_run = len(history.epoch)
+
+    evaluation = model.evaluate(test, verbose=0, return_dict=True)
+    metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
+    model.save(os.path.join(output_dir, "model.keras"))
+    if os.path.exists(history_csv):
+        plot_history(history_csv, os.path.join(output_dir, "curves.png"))
+    if datasets.num_classes:
+        matrix = confusion_matrix(model, test, datasets.num_classes)
+        np.savetxt(os.path.join(output_dir, "confusion_matrix.csv"), matrix, fmt="%d", delimiter=",")
+        plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
+    if hasattr(module, "report"):
+        metrics.update(module.report(model, datasets, config, output_dir) or {})
+
+    import tensorflow_datasets  # noqa: F401  (only for its version string)
+    row = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
+        "params": model.count_params(), "epochs": epochs_run, "per_replica_batch_size": config.batch_size,
+        "global_batch_size": global_batch, "learning_rate": config.learning_rate,
+        "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
+        "backend": keras.backend.backend(), "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__, "mixed_precision": config.mixed_precision,
+        "jit_compile": config.jit_compile, "steps_per_execution": config.steps_per_execution,
+        "commit": git_commit(), "seed": config.seed, "train_seconds": round(train_seconds, 2),
+        "samples_per_second": round(datasets.num_train * epochs_run / train_seconds, 1),
+        **metrics, "command": command or " ".join(sys.argv),
+    }
+    with open(os.path.join(output_dir, "config.json"), "w") as handle:
+        json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
+    if distribute.is_chief():
+        csv_path = results.append_row(results_dir, recipe, row)
+        log(f"[{recipe}] wrote a results row to {csv_path}")
+    if config.tracking == "mlflow":
+        log_to_mlflow(recipe, config, row, output_dir)
+    log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
+        + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; artifacts in {output_dir}")
+    return row
+
+
+def _import_mlflow():
+    try:
+        import mlflow
+    except ImportError:
+        raise config_lib.ConfigError("--tracking mlflow needs mlflow: pip install -e '.[mlflow]'") from None
+    return mlflow
+
+
+def log_to_mlflow(recipe: str, config: config_lib.RunConfig, row: dict, output_dir: str) -> None:
+    """Log parameters, metrics and the run folder to MLflow (``MLFLOW_TRACKING_URI``, default ./mlruns)."""
+    mlflow = _import_mlflow()
+    mlflow.set_experiment(recipe)
+    with mlflow.start_run(run_name=f"{row['model']}-{row['dataset']}"):
+        mlflow.log_params({key: value for key, value in dataclasses.asdict(config).items()})
+        mlflow.log_metrics({key: float(value) for key, value in row.items()
+                            if key.startswith("test_") or key in ("train_seconds", "samples_per_second")})
+        mlflow.set_tags({key: str(row[key]) for key in ("dataset_source", "device", "commit", "command")})
+        mlflow.log_artifacts(output_dir)

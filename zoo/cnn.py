@@ -1,0 +1,112 @@
+"""Convolutional networks: the classic MNIST convnet and He et al.'s CIFAR ResNets.
+
+    model = zoo.build("mnist_convnet")                              # 28x28x1 -> 10
+    model = zoo.build("resnet20", num_classes=10)                   # 32x32x3 -> 10
+    model = zoo.build("resnet", depth=44, input_shape=(32, 32, 3))  # any 6n+2 depth
+
+Image models take raw pixels: a ``Rescaling`` layer (``input_scale``, 1/255 by default)
+is part of the network, so a saved model needs no separate preprocessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+from zoo.layers import SHORTCUTS, classifier_head, conv_bn_relu, residual_block
+from zoo.registry import register_model
+
+
+def _augmentation(x, augment: bool, crop_padding: int):
+    """Random horizontal flips and shifts of up to ``crop_padding`` pixels (train time only)."""
+    if not augment:
+        return x
+    x = layers.RandomFlip("horizontal", name="augment_flip")(x)
+    height, width = x.shape[1], x.shape[2]
+    return layers.RandomTranslation(crop_padding / height, crop_padding / width, fill_mode="constant",
+                                    name="augment_shift")(x)
+
+
+def convnet(num_classes: int = 10, input_shape: Sequence[int] = (28, 28, 1),
+            filters: Sequence[int] = (32, 64), dense_units: int = 128,
+            dropout: Sequence[float] = (0.25, 0.5), input_scale: float = 1 / 255,
+            classifier_activation: str | None = "softmax", name: str = "convnet") -> keras.Model:
+    """Stacked 3x3 ReLU convolutions, one 2x2 max-pool, a dense layer and the classifier.
+
+    With the defaults this is the classic Keras ``mnist_cnn`` network (Conv32-Conv64-
+    MaxPool-Dropout-Dense128-Dropout-Dense10, 1.2M parameters).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}")
+    if len(dropout) != 2:
+        raise ValueError(f"dropout takes two rates (after pooling, before the classifier), got {dropout}")
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(input_scale, name="rescale")(inputs)
+    for index, width in enumerate(filters):
+        x = layers.Conv2D(width, 3, activation="relu", name=f"conv_{index}")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.Dropout(dropout[0], name="pool_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    outputs = classifier_head(x, num_classes, classifier_activation, dropout=dropout[1])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def resnet(depth: int = 20, num_classes: int = 10, input_shape: Sequence[int] = (32, 32, 3),
+           width: int = 16, shortcut: str = "zero_pad", weight_decay: float = 1e-4,
+           augment: bool = False, input_scale: float = 1 / 255,
+           classifier_activation: str | None = "softmax", name: str | None = None) -> keras.Model:
+    """He et al. (2016) residual network for small images: depth = 6n + 2.
+
+    Three stages of ``n`` basic blocks with ``width``, 2x and 4x filters, the second and
+    third starting with stride 2, then global average pooling and the classifier.
+    ``augment`` adds the paper's random flips and 4-pixel shifts as layers that are only
+    active in training.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110 ...), got {depth}")
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"Unknown shortcut={shortcut!r}; expected one of {list(SHORTCUTS)}")
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}")
+    blocks_per_stage = (depth - 2) // 6
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(input_scale, name="rescale")(inputs)
+    x = _augmentation(x, augment, crop_padding=4)
+    x = conv_bn_relu(x, width, 3, 1, weight_decay, name="stem")
+    for stage in range(3):
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = residual_block(x, width * 2**stage, stride, shortcut, weight_decay,
+                               name=f"stage{stage + 1}_block{block + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = classifier_head(x, num_classes, classifier_activation)
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+
+
+@register_model
+def mnist_convnet(num_classes=10, input_shape=(28, 28, 1), **kwargs) -> keras.Model:
+    """The classic Keras MNIST convnet (Conv32-Conv64-Dense128), 1.2M parameters."""
+    return convnet(num_classes=num_classes, input_shape=input_shape, name="mnist_convnet", **kwargs)
+
+
+@register_model
+def small_convnet(num_classes=10, input_shape=(8, 8, 1), **kwargs) -> keras.Model:
+    """A narrow convnet (Conv16-Conv32-Dense64) for 8x8 digits and quick runs."""
+    kwargs = {"filters": (16, 32), "dense_units": 64, "input_scale": 1 / 16, **kwargs}
+    return convnet(num_classes=num_classes, input_shape=input_shape, name="small_convnet", **kwargs)
+
+
+def _register_resnet(depth: int):
+    def builder(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
+        return resnet(depth, num_classes=num_classes, input_shape=input_shape,
+                      name=f"resnet{depth}", **kwargs)
+
+    builder.__name__ = builder.__qualname__ = f"resnet{depth}"
+    builder.__doc__ = f"ResNet-{depth} for 32x32 images (He et al. 2016, Section 4.2)."
+    return register_model(builder)
+
+
+resnet20, resnet32, resnet44, resnet56, resnet110 = (_register_resnet(d) for d in (20, 32, 44, 56, 110))
