@@ -33,7 +33,7 @@ class RunConfig:
     batch_size: int = 128  # per replica; the global batch is this times the replicas
     learning_rate: float = 1e-3
     mixed_precision: bool = False  # float16 on GPU, bfloat16 on CPU; outputs stay float32
-    jit_compile: bool = True  # XLA; see the recipe docstrings for what it measured
+    jit_compile: Literal["auto", "true", "false"] = "auto"  # XLA; auto: on with GPUs, off on CPU (5x slower there, make bench)
     steps_per_execution: int = 1  # >1 runs several train steps per call into the graph
     strategy: Literal["auto", "mirrored", "multi_worker", "one_device", "cpu"] = "auto"
     cpu_replicas: int = 1  # split the CPU into N logical devices (tests distribution without GPUs)
