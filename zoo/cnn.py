@@ -19,16 +19,6 @@ from zoo.layers import SHORTCUTS, classifier_head, conv_bn_relu, residual_block
 from zoo.registry import register_model
 
 
-def _augmentation(x, augment: bool, crop_padding: int):
-    """Random horizontal flips and shifts of up to ``crop_padding`` pixels (train time only)."""
-    if not augment:
-        return x
-    x = layers.RandomFlip("horizontal", name="augment_flip")(x)
-    height, width = x.shape[1], x.shape[2]
-    return layers.RandomTranslation(crop_padding / height, crop_padding / width, fill_mode="constant",
-                                    name="augment_shift")(x)
-
-
 def convnet(num_classes: int = 10, input_shape: Sequence[int] = (28, 28, 1),
             filters: Sequence[int] = (32, 64), dense_units: int = 128,
             dropout: Sequence[float] = (0.25, 0.5), input_scale: float = 1 / 255,
@@ -56,14 +46,15 @@ def convnet(num_classes: int = 10, input_shape: Sequence[int] = (28, 28, 1),
 
 def resnet(depth: int = 20, num_classes: int = 10, input_shape: Sequence[int] = (32, 32, 3),
            width: int = 16, shortcut: str = "zero_pad", weight_decay: float = 1e-4,
-           augment: bool = False, input_scale: float = 1 / 255,
+           input_scale: float = 1 / 255,
            classifier_activation: str | None = "softmax", name: str | None = None) -> keras.Model:
     """He et al. (2016) residual network for small images: depth = 6n + 2.
 
     Three stages of ``n`` basic blocks with ``width``, 2x and 4x filters, the second and
     third starting with stride 2, then global average pooling and the classifier.
-    ``augment`` adds the paper's random flips and 4-pixel shifts as layers that are only
-    active in training.
+    The paper's augmentation (random flips, 4-pixel shifts) belongs to the input
+    pipeline, not the network: Keras's random image layers cannot be XLA-compiled, and
+    inside the model they would switch XLA off for the whole training step.
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110 ...), got {depth}")
@@ -74,7 +65,6 @@ def resnet(depth: int = 20, num_classes: int = 10, input_shape: Sequence[int] = 
     blocks_per_stage = (depth - 2) // 6
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(input_scale, name="rescale")(inputs)
-    x = _augmentation(x, augment, crop_padding=4)
     x = conv_bn_relu(x, width, 3, 1, weight_decay, name="stem")
     for stage in range(3):
         for block in range(blocks_per_stage):

@@ -8,8 +8,6 @@ towards pi/2 for large errors, so outliers pull on the fit far less than under M
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import ops
 
@@ -39,7 +37,6 @@ class MeanArctanError(keras.metrics.MeanMetricWrapper):
         return {"name": self.name, "dtype": self.dtype}
 
 
-ARCTAN_UPPER_BOUND = math.pi / 2
 LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
           "rmse": root_mean_squared_error, "arctan": mean_arctan_error}
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers import classifier_head
+from zoo.layers import PlaygroundFeatures, classifier_head
 from zoo.registry import register_model
 
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
@@ -29,7 +29,8 @@ def _check_choice(name: str, value, allowed):
 def mlp(input_shape: Sequence[int] = (2,), hidden_units: Sequence[int] = (64, 64),
         activation: str = "relu", dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0,
         head: str = "classification", num_classes: int = 2, num_outputs: int = 1,
-        classifier_activation: str | None = "softmax", name: str = "mlp") -> keras.Model:
+        classifier_activation: str | None = "softmax", input_features: Sequence[str] | None = None,
+        name: str = "mlp") -> keras.Model:
     """A fully connected network.
 
     Args:
@@ -40,6 +41,8 @@ def mlp(input_shape: Sequence[int] = (2,), hidden_units: Sequence[int] = (64, 64
         l1, l2: weight penalties on every kernel (the Playground's "regularization").
         head: ``"classification"`` (``num_classes`` probabilities, or logits with
             ``classifier_activation=None``) or ``"regression"`` (``num_outputs`` linear units).
+        input_features: for 2-D points, the Playground features computed inside the model
+            (any of ``zoo.layers.PLAYGROUND_FEATURES``); ``None`` feeds the input as it is.
     """
     _check_choice("activation", activation, ACTIVATIONS)
     _check_choice("head", head, HEADS)
@@ -53,6 +56,10 @@ def mlp(input_shape: Sequence[int] = (2,), hidden_units: Sequence[int] = (64, 64
 
     inputs = keras.Input(shape=tuple(input_shape), name="features")
     x = inputs if len(input_shape) == 1 else layers.Flatten(name="flatten")(inputs)
+    if input_features is not None:
+        if tuple(input_shape) != (2,):
+            raise ValueError(f"input_features needs 2-D points, input_shape=(2,); got {tuple(input_shape)}")
+        x = PlaygroundFeatures(tuple(input_features), name="playground_features")(x)
     for index, units in enumerate(hidden_units):
         x = layers.Dense(int(units), activation=activation, kernel_regularizer=regularizer,
                          name=f"hidden_{index}")(x)
@@ -68,17 +75,12 @@ def mlp(input_shape: Sequence[int] = (2,), hidden_units: Sequence[int] = (64, 64
 
 @register_model
 def playground(input_shape=(2,), num_classes=2, **kwargs) -> keras.Model:
-    """The TensorFlow Playground's default network: hidden layers [4, 2], tanh."""
+    """The TensorFlow Playground's default network: hidden layers [4, 2], tanh.
+
+    ``head="regression"`` gives the network of the Playground's regression problems.
+    """
     kwargs = {"hidden_units": (4, 2), "activation": "tanh", **kwargs}
     return mlp(input_shape=input_shape, num_classes=num_classes, name="playground", **kwargs)
-
-
-@register_model
-def playground_regression(input_shape=(2,), num_outputs=1, **kwargs) -> keras.Model:
-    """The Playground's default network with a linear output, for its regression data."""
-    kwargs = {"hidden_units": (4, 2), "activation": "tanh", **kwargs}
-    return mlp(input_shape=input_shape, head="regression", num_outputs=num_outputs,
-               name="playground_regression", **kwargs)
 
 
 @register_model

@@ -42,6 +42,7 @@ class RunConfig:
     results_dir: str = ""  # default results/ (quick runs: runs/quick-results/)
     tracking: Literal["none", "mlflow"] = "none"
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)
     quick: bool = False  # train for seconds on small data that ships inside a package
 
 
@@ -118,7 +119,7 @@ def field_comments(config_class) -> dict[str, str]:
 
 def make_parser(config_class, prog: str, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser with one ``--field`` option per dataclass field."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = config_class()
     comments = field_comments(config_class)
@@ -153,7 +154,7 @@ def parse_overrides(config_class, argv: list[str], prog: str = "zoo run",
     given = {}
     for name, text in vars(namespace).items():
         if text is not None:
-            given[name] = _converter(name, types_by_name[name])(text)
+            given[name] = _converter(name.replace("_", "-"), types_by_name[name])(text)
     values = {}
     if given.get("quick") and quick_overrides:
         values.update(quick_overrides)

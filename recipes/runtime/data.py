@@ -22,6 +22,7 @@ import socket
 import struct
 import tarfile
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +48,7 @@ class Datasets:
     input_shape: tuple
     num_classes: int = 0  # 0 for regression
     class_names: list = field(default_factory=list)
+    augment: Callable | None = None  # applied to training batches only, e.g. random flips
 
 
 # --- raw-file checks --------------------------------------------------------------------
@@ -148,14 +150,17 @@ def _import_tfds_files(name: str, source_dir: str, data_dir: str, log) -> dict:
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import resource as tfds_resource
 
+    tfds.disable_progress_bar()
     builder = tfds.builder(name, data_dir=data_dir)
     registered = {info.filename: (url, info) for url, info in builder.url_infos.items()}
+    expected = [raw.name for raw in IDX_DATASETS[name]]
+    missing = [file_name for file_name in expected if not os.path.exists(os.path.join(source_dir, file_name))]
+    if missing:
+        raise DataError(f"{', '.join(missing)} missing in {source_dir}: `zoo data import {name}` needs "
+                        f"{expected} there (tfds's file names)")
     files, differing = {}, []
     for raw in IDX_DATASETS[name]:
         path = os.path.join(source_dir, raw.name)
-        if not os.path.exists(path):
-            raise DataError(f"{path} is missing: `zoo data import {name}` needs "
-                            f"{[item.name for item in IDX_DATASETS[name]]} in --from")
         content_sha = check_idx_gz(path, raw.examples, raw.item_shape)
         file_sha = sha256_of(path)
         url, info = registered[raw.name]
@@ -287,6 +292,23 @@ def load_tfds(name: str, data_dir: str, splits=("train", "test")) -> tuple[list,
     return datasets, builder.info, source
 
 
+def count_examples(dataset: tf.data.Dataset) -> int:
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def load_image_classification(name: str, data_dir: str) -> Datasets:
+    """A tfds image-classification dataset (mnist, fashion_mnist, cifar10 ...) as ``Datasets``."""
+    (train, test), info, source = load_tfds(name, data_dir)
+    try:
+        num_train, num_test = info.splits["train"].num_examples, info.splits["test"].num_examples
+    except KeyError:  # split sizes are unknown when tfds.testing.mock_data has no metadata
+        num_train, num_test = count_examples(train), count_examples(test)
+    label = info.features["label"]
+    return Datasets(train, test, name, source, num_train, num_test, tuple(info.features["image"].shape),
+                    label.num_classes, list(label.names))
+
+
 def load_image_folder(local_name: str, data_dir: str, image_shape: tuple) -> tuple[list, list, dict]:
     """``([train, test], class_names, manifest)`` for an imported image folder."""
     import tensorflow_datasets as tfds
@@ -302,17 +324,23 @@ def load_image_folder(local_name: str, data_dir: str, image_shape: tuple) -> tup
     return datasets, builder.info.features["label"].names, manifest
 
 
-def pipeline(dataset: tf.data.Dataset, batch_size: int, training: bool, seed: int,
-             shuffle_buffer: int = 10_000, cache: bool = True) -> tf.data.Dataset:
-    """cache -> shuffle (training only) -> batch -> prefetch, the tf.data input pipeline.
+def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, training: bool, seed: int,
+             augment: Callable | None = None, shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+    """cache -> shuffle -> batch -> augment (training only) -> prefetch.
 
     ``batch_size`` is the global batch; tf.distribute splits each batch across replicas.
+    Augmentation runs here rather than inside the model because Keras's random image
+    layers cannot be XLA-compiled and would switch XLA off for the whole train step.
     """
-    if cache:
-        dataset = dataset.cache()
+    # Stating the size lets Keras show progress and know where an epoch ends.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_examples)).cache()
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if training and augment is not None:
+        dataset = dataset.map(lambda images, labels: (augment(tf.cast(images, tf.float32), training=True), labels),
+                              num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
 
 
 def from_arrays(features: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:

@@ -15,8 +15,8 @@ import pandas as pd
 
 # The columns every row has, in order; test metrics follow as test_<name>.
 COLUMNS = [
-    "date", "recipe", "model", "dataset", "dataset_source", "params", "epochs", "per_replica_batch_size",
-    "global_batch_size", "learning_rate", "replicas", "strategy", "device", "backend",
+    "date", "recipe", "model", "dataset", "dataset_source", "train_examples", "params", "epochs",
+    "per_replica_batch_size", "global_batch_size", "learning_rate", "replicas", "strategy", "device", "backend",
     "tensorflow_version", "keras_version", "mixed_precision", "jit_compile", "steps_per_execution",
     "commit", "seed", "train_seconds", "samples_per_second",
 ]
@@ -24,6 +24,7 @@ TAIL_COLUMNS = ["command"]
 COLUMN_MEANINGS = {
     "dataset_source": "where the data came from: tfds download, a local import (and whether its sha256 "
                       "matches tfds's registry), or the package it ships in",
+    "train_examples": "training examples used (fewer than the split only with --train-examples)",
     "params": "trainable + non-trainable parameters",
     "global_batch_size": "per-replica batch x replicas",
     "device": "the hardware the run used",

@@ -69,6 +69,12 @@ def compile_options(config: config_lib.RunConfig) -> dict:
     return {"jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution}
 
 
+def steps_per_epoch(config: config_lib.RunConfig, num_examples: int) -> int:
+    """Optimizer steps per epoch at the global batch; call inside ``strategy.scope()``."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return -(-num_examples // (config.batch_size * replicas))
+
+
 def default_dirs(recipe: str, run_name: str, config: config_lib.RunConfig) -> tuple[str, str]:
     suffix = "-quick" if config.quick else ""
     output_dir = config.output_dir or os.path.join("runs", recipe, f"{run_name}{suffix}")
@@ -85,11 +91,6 @@ def git_commit() -> str:
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def count_examples(dataset: tf.data.Dataset) -> int:
-    cardinality = int(dataset.cardinality())
-    return cardinality if cardinality >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
 
 
 def plot_history(history_csv: str, path: str) -> None:
@@ -161,12 +162,20 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         zoo.get_builder(config.model)  # an unknown name fails now, not after loading the data
     if config.tracking == "mlflow":
         _import_mlflow()
+    commit = git_commit()  # the code as it is when the run starts
     placement = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    if placement.replicas > 1 and config.steps_per_execution > 1:
+        raise config_lib.ConfigError(
+            f"steps_per_execution={config.steps_per_execution} with {placement.replicas} replicas fails inside "
+            f"Keras {keras.__version__} / TensorFlow {tf.__version__} ('You must feed a value for placeholder "
+            f"tensor' in multi_step_on_iterator); use --steps-per-execution 1 with MirroredStrategy.")
     keras.utils.set_random_seed(config.seed)
     set_precision(config.mixed_precision)
     run_name = module.run_name(config) if hasattr(module, "run_name") else getattr(config, "model", recipe)
 
     datasets = module.make_datasets(config)
+    if 0 < config.train_examples < datasets.num_train:
+        datasets.train, datasets.num_train = datasets.train.take(config.train_examples), config.train_examples
     output_dir, results_dir = default_dirs(recipe, f"{run_name}-{datasets.name}", config)
     os.makedirs(output_dir, exist_ok=True)
     global_batch = config.batch_size * placement.replicas
@@ -174,8 +183,9 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         f"{datasets.source})")
     log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
         f"per-replica batch={config.batch_size} global batch={global_batch}")
-    train = data_lib.pipeline(datasets.train, global_batch, training=True, seed=config.seed)
-    test = data_lib.pipeline(datasets.test, global_batch, training=False, seed=config.seed)
+    train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
+                              seed=config.seed, augment=datasets.augment)
+    test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed)
 
     with placement.strategy.scope():
         model = module.build_model(config, datasets)
@@ -202,7 +212,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         shutil.rmtree(backup_dir, ignore_errors=True)
         raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
                            f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
-    epochs_run = len(history.epoch)
+    epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
 
     evaluation = model.evaluate(test, verbose=0, return_dict=True)
     metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
@@ -216,18 +226,17 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     if hasattr(module, "report"):
         metrics.update(module.report(model, datasets, config, output_dir) or {})
 
-    import tensorflow_datasets  # noqa: F401  (only for its version string)
     row = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
-        "params": model.count_params(), "epochs": epochs_run, "per_replica_batch_size": config.batch_size,
-        "global_batch_size": global_batch, "learning_rate": config.learning_rate,
+        "train_examples": datasets.num_train, "params": model.count_params(), "epochs": epochs_done,
+        "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch, "learning_rate": config.learning_rate,
         "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
         "backend": keras.backend.backend(), "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__, "mixed_precision": config.mixed_precision,
         "jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution,
-        "commit": git_commit(), "seed": config.seed, "train_seconds": round(train_seconds, 2),
-        "samples_per_second": round(datasets.num_train * epochs_run / train_seconds, 1),
+        "commit": commit, "seed": config.seed, "train_seconds": round(train_seconds, 2),
+        "samples_per_second": round(datasets.num_train * len(history.epoch) / train_seconds, 1),
         **metrics, "command": command or " ".join(sys.argv),
     }
     with open(os.path.join(output_dir, "config.json"), "w") as handle:
@@ -235,6 +244,10 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     if distribute.is_chief():
         csv_path = results.append_row(results_dir, recipe, row)
         log(f"[{recipe}] wrote a results row to {csv_path}")
+    for artifact in getattr(module, "PUBLISH", ()):  # pictures a recipe shows beside its table
+        published = os.path.join(results_dir, recipe, f"{run_name}-{datasets.name}-{artifact}")
+        os.makedirs(os.path.dirname(published), exist_ok=True)
+        shutil.copyfile(os.path.join(output_dir, artifact), published)
     if config.tracking == "mlflow":
         log_to_mlflow(recipe, config, row, output_dir)
     log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())

@@ -1,0 +1,51 @@
+"""The command line: bad input gets a clear message, a nonzero exit, and no results."""
+
+import os
+
+from tests.conftest import run_cli
+
+
+def assert_fails(result, status, *fragments):
+    assert result.returncode == status, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    for fragment in fragments:
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr[-2000:]}"
+
+
+def test_unknown_recipe(tmp_path):
+    assert_fails(run_cli("run", "cnm", "--results-dir", str(tmp_path)), 2, "Unknown recipe 'cnm'", "'cnn'")
+    assert not os.listdir(tmp_path)
+
+
+def test_unknown_model_fails_before_loading_data(tmp_path):
+    result = run_cli("run", "cnn", "--model", "resnet21", "--results-dir", str(tmp_path), "--data-dir",
+                     str(tmp_path / "empty"))
+    assert_fails(result, 2, "Unknown model 'resnet21'", "'resnet20'")
+    assert not os.listdir(tmp_path)
+
+
+def test_unknown_field_and_wrong_type():
+    assert_fails(run_cli("run", "cnn", "--epoch", "3"), 2, "Unknown option '--epoch'", "--epochs")
+    assert_fails(run_cli("run", "mlp", "--epochs", "ten"), 2, "--epochs takes int, got 'ten'")
+    assert_fails(run_cli("run", "mlp", "--dataset", "moons"), 2, "expected one of ['circle', 'xor'")
+
+
+def test_missing_data_offline_names_the_dataset_and_the_import_command(tmp_path):
+    result = run_cli("run", "cnn", "--data-dir", str(tmp_path / "tfds"), "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "run"))
+    assert_fails(result, 1, "Dataset 'mnist' is not prepared", "zoo data import mnist --from DIR")
+    assert not (tmp_path / "results").exists()
+
+
+def test_data_import_errors_exit_nonzero(tmp_path):
+    assert_fails(run_cli("data", "import", "mnist", "--from", str(tmp_path / "nowhere"),
+                         "--data-dir", str(tmp_path)), 1, "is not a directory")
+
+
+def test_list_shows_recipes_and_models():
+    result = run_cli("list")
+    assert result.returncode == 0, result.stderr
+    assert "cnn" in result.stdout and "resnet56" in result.stdout and "playground" in result.stdout
+
+
+def test_results_command_prints_the_table(tmp_path):
+    assert_fails(run_cli("results", "--results-dir", str(tmp_path / "none")), 1, "No results directory")

@@ -1,0 +1,109 @@
+"""Offline import of raw files, the tfds path under mock_data, and clear data errors."""
+
+import gzip
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from recipes.runtime import data
+
+
+def test_import_mnist_from_local_raw_files(shared_dataset, tmp_path):
+    source = shared_dataset("mnist")
+    manifest = data.import_dataset("mnist", source, str(tmp_path), log=lambda message: None)
+    assert manifest["files"]["train-images-idx3-ubyte.gz"]["matches_tfds"] is False  # recompressed copy
+    assert manifest["files"]["t10k-labels-idx1-ubyte.gz"]["matches_tfds"] is True
+    assert "train-images-idx3-ubyte.gz sha256 differs" in manifest["source"]
+    (train, test), info, source = data.load_tfds("mnist", str(tmp_path))
+    assert source == manifest["source"]
+    assert info.splits["train"].num_examples == 60000 and info.splits["test"].num_examples == 10000
+    image, label = next(iter(test))
+    assert image.shape == (28, 28, 1) and 0 <= int(label) <= 9
+    assert not os.path.exists(tmp_path / "downloads" / "manual")  # nothing was downloaded
+
+
+def copy_mnist_like(tmp_path, shared_dataset):
+    """A writable copy of the MNIST raw files, to damage in a test."""
+    target = tmp_path / "raw"
+    shutil.copytree(shared_dataset("mnist"), target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+def test_truncated_raw_file_is_reported_and_nothing_is_prepared(shared_dataset, tmp_path):
+    raw = copy_mnist_like(tmp_path, shared_dataset)
+    labels = raw / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:2000])
+    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
+        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+    assert not (tmp_path / "tfds" / "mnist").exists()
+    assert data.read_manifest(str(tmp_path / "tfds"), "mnist") is None
+
+
+def test_wrong_content_is_reported(shared_dataset, tmp_path):
+    raw = copy_mnist_like(tmp_path, shared_dataset)
+    with gzip.open(raw / "train-labels-idx1-ubyte.gz", "rb") as handle:
+        content = bytearray(handle.read())
+    content[8 + 5] = 42  # a label out of range
+    with gzip.open(raw / "train-labels-idx1-ubyte.gz", "wb") as handle:
+        handle.write(bytes(content))
+    with pytest.raises(data.DataError, match="label 42 out of range"):
+        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()  # a missing file is named before any is read
+    with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz missing in"):
+        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+
+
+def test_pixels_that_differ_from_canonical_mnist_are_refused(shared_dataset, tmp_path):
+    raw = copy_mnist_like(tmp_path, shared_dataset)
+    with gzip.open(raw / "train-images-idx3-ubyte.gz", "rb") as handle:
+        content = bytearray(handle.read())
+    content[-1] ^= 0xFF
+    with gzip.open(raw / "train-images-idx3-ubyte.gz", "wb") as handle:
+        handle.write(bytes(content))
+    with pytest.raises(data.DataError, match="differs from the known MNIST content"):
+        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+
+
+def test_unknown_dataset_and_missing_folder(tmp_path):
+    with pytest.raises(data.DataError, match=r"Cannot import 'svhn'; importable datasets: \['cifar10'"):
+        data.import_dataset("svhn", str(tmp_path), str(tmp_path))
+    with pytest.raises(data.DataError, match="is not a directory"):
+        data.import_dataset("mnist", str(tmp_path / "nowhere"), str(tmp_path))
+
+
+def test_unprepared_dataset_offline_names_the_import_command(tmp_path):
+    with pytest.raises(data.DataError) as error:
+        data.load_tfds("fashion_mnist", str(tmp_path))
+    message = str(error.value)
+    assert "'fashion_mnist' is not prepared" in message
+    assert "zoo data import fashion_mnist --from DIR" in message
+
+
+def test_tfds_path_under_mock_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
+    with tfds.testing.mock_data(num_examples=12):
+        (train, test), info, source = data.load_tfds("mnist", str(tmp_path))
+        images = np.stack([image for image, _ in train.as_numpy_iterator()])
+    assert images.shape == (12, 28, 28, 1) and images.dtype == np.uint8
+    assert source.startswith("tfds mnist")
+    assert info.features["label"].num_classes == 10
+
+
+def test_pipeline_batches_at_the_global_batch_and_shuffles_only_training():
+    dataset = data.from_arrays(np.arange(10, dtype="float32"), np.arange(10))
+    test_batches = [batch.tolist() for batch, _ in data.pipeline(dataset, 10, 4, False, 0).as_numpy_iterator()]
+    assert test_batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    train = [value for batch, _ in data.pipeline(dataset, 10, 4, True, 0).as_numpy_iterator() for value in batch]
+    assert sorted(train) == list(range(10)) and train != list(range(10))
+
+
+def test_manifest_is_written_atomically(tmp_path):
+    data._write_manifest(str(tmp_path), "x", {"source": "s"})
+    assert json.loads((tmp_path / data.MANIFEST_DIR / "x.json").read_text()) == {"source": "s"}
+    assert os.listdir(tmp_path / data.MANIFEST_DIR) == ["x.json"]

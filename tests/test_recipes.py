@@ -1,0 +1,108 @@
+"""Recipes end to end: quick modes on 2 logical CPU replicas, the tfds path under
+mock_data, resume after an interruption, and NaN loss."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import tensorflow_datasets as tfds
+
+import recipes
+from recipes.runtime import config as config_lib
+from recipes.runtime import data, results, train
+from tests.conftest import run_cli
+
+# Chance is 1/num_classes; a quick run must beat it by a clear margin.
+QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60}
+
+
+@pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
+def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, tmp_path):
+    result = run_cli("run", recipe, "--quick", "--cpu-replicas", "2", "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "strategy=mirrored replicas=2" in result.stdout
+    table = results.read_csv(tmp_path / "results" / f"{recipe}.csv")
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert set(results.COLUMNS) <= set(table.columns)
+    assert (row["replicas"], row["strategy"], row["backend"]) == (2, "mirrored", "tensorflow")
+    assert row["global_batch_size"] == 2 * row["per_replica_batch_size"]
+    assert row["command"].startswith(f"zoo run {recipe} --quick")
+    assert row["samples_per_second"] > 0 and row["train_seconds"] > 0
+    assert row["test_accuracy"] > QUICK_FLOORS[recipe], f"quick {recipe} did not learn: {row['test_accuracy']}"
+    for artifact in ("model.keras", "history.csv", "curves.png", "confusion_matrix.png", "config.json"):
+        assert (tmp_path / "run" / artifact).exists(), artifact
+    assert os.listdir(tmp_path / "run" / "tensorboard")
+    assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
+    for artifact in getattr(recipes.load(recipe), "PUBLISH", ()):
+        assert (tmp_path / "results" / recipe / f"{row['model']}-{row['dataset']}-{artifact}").exists()
+    assert "## " + recipe in (tmp_path / "results" / "README.md").read_text()
+
+
+def test_cnn_recipe_through_tfds_under_mock_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
+    module = recipes.load("cnn")
+    config = config_lib.make_config(module.Config, epochs=1, batch_size=16, strategy="cpu", verbose=0,
+                                    data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "run"),
+                                    results_dir=str(tmp_path / "results"))
+    with tfds.testing.mock_data(num_examples=64):
+        row = train.run("cnn", module, config, command="test", log=lambda message: None)
+    assert (row["dataset"], row["model"], row["epochs"]) == ("mnist", "mnist_convnet", 1)
+    assert row["dataset_source"].startswith("tfds mnist")
+    assert len(results.read_csv(tmp_path / "results" / "cnn.csv")) == 1
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptAfterFirstEpoch(__import__("keras").callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise Interrupt()
+
+
+class RecordEpochs(__import__("keras").callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=4, strategy="cpu", verbose=0, dataset="xor",
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    with pytest.raises(Interrupt):
+        train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+    assert (tmp_path / "run" / "backup").is_dir()
+    assert not (tmp_path / "results" / "mlp.csv").exists()
+    recorder = RecordEpochs()
+    messages = []
+    row = train.run("mlp", module, config, extra_callbacks=[recorder], log=messages.append)
+    assert recorder.epochs == [1, 2, 3]
+    assert any("resuming from the checkpoint" in message for message in messages)
+    assert row["epochs"] == 4
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2, 3]
+
+
+def test_nan_loss_stops_with_a_clear_message_and_no_row(tmp_path):
+    result = run_cli("run", "mlp", "--dataset", "reg_plane", "--activation", "linear", "--learning-rate", "1e6",
+                     "--features", "x1,x2,x1_sq,x2_sq", "--epochs", "3", "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "loss became NaN at epoch 1" in result.stderr and "Lower --learning-rate" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_config_json_records_the_resolved_configuration(tmp_path):
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=1, strategy="cpu", verbose=0,
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    row = train.run("mlp", module, config, log=lambda message: None)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["hidden_units"] == [4, 2] and saved["row"]["date"] == row["date"]
