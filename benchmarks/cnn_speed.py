@@ -6,6 +6,8 @@ Every variant trains the same model (zoo's ``mnist_convnet``) on the same exampl
 process, and the table reports samples per second and the ratio to the plain baseline:
 ``model.fit`` on NumPy arrays with Keras's defaults (which turn XLA off on CPU-only
 machines). Timing excludes the first epoch, which pays for tracing and compilation.
+When PyTorch is installed, the same network written in plain PyTorch (same layers,
+Adam, batch size) runs last as the reference a Keras user is usually compared with.
 Data: MNIST from tfds when prepared in $ZOO_DATA_DIR, else scikit-learn's 8x8 digits
 upsampled to 28x28 (the speed of a convnet does not depend on what the pixels show).
 """
@@ -62,6 +64,35 @@ def measure(images, labels, batch_size: int, epochs: int, use_tf_data: bool, jit
     return len(images) * epochs / (time.perf_counter() - start)
 
 
+def measure_pytorch(images, labels, batch_size: int, epochs: int) -> float:
+    """The same Conv32-Conv64-Dense128 network in plain PyTorch, trained the same way."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Dropout(0.25), nn.Flatten(), nn.Linear(64 * 12 * 12, 128), nn.ReLU(),
+                          nn.Dropout(0.5), nn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    inputs = torch.from_numpy(images.transpose(0, 3, 1, 2) / 255.0).float()
+    targets = torch.from_numpy(labels.astype("int64"))
+
+    def epoch():
+        order = torch.randperm(len(inputs))
+        for start in range(0, len(inputs), batch_size):
+            index = order[start:start + batch_size]
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(inputs[index]), targets[index])
+            loss.backward()
+            optimizer.step()
+
+    epoch()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    return len(images) * epochs / (time.perf_counter() - start)
+
+
 VARIANTS = [  # name, tf.data, jit_compile, steps_per_execution
     ("baseline: fit(numpy), Keras defaults", False, "auto", 1),
     ("tf.data pipeline", True, "auto", 1),
@@ -87,6 +118,14 @@ def main():
         speed = measure(images, labels, args.batch_size, args.epochs, use_tf_data, jit_compile, steps)
         baseline = baseline or speed
         print(f"{name:42s} {speed:10.0f} {speed / baseline:11.2f}x", flush=True)
+    try:
+        import torch
+    except ImportError:
+        print("(PyTorch not installed: `pip install torch` adds the plain-PyTorch reference row)")
+        return
+    speed = measure_pytorch(images, labels, args.batch_size, args.epochs)
+    name = f"plain PyTorch {torch.__version__} (reference)"
+    print(f"{name:42s} {speed:10.0f} {speed / baseline:11.2f}x", flush=True)
 
 
 if __name__ == "__main__":

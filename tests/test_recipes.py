@@ -106,3 +106,20 @@ def test_config_json_records_the_resolved_configuration(tmp_path):
     row = train.run("mlp", module, config, log=lambda message: None)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["hidden_units"] == [4, 2] and saved["row"]["date"] == row["date"]
+
+
+def test_tracking_mlflow_logs_params_metrics_and_artifacts(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is an optional extra: pip install -e '.[mlflow]'")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a plain folder store, no database needed
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=1, strategy="cpu", verbose=0, tracking="mlflow",
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    row = train.run("mlp", module, config, log=lambda message: None)
+    runs = mlflow.search_runs(experiment_names=["mlp"], output_format="list")
+    assert len(runs) == 1
+    logged = runs[0].data
+    assert logged.params["hidden_units"] == "(4, 2)" and logged.params["dataset"] == "circle"
+    assert logged.metrics["test_accuracy"] == pytest.approx(row["test_accuracy"])
+    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
+    assert {"model.keras", "decision_boundary.png"} <= artifacts

@@ -264,7 +264,7 @@ def _import_mlflow():
 
 
 def log_to_mlflow(recipe: str, config: config_lib.RunConfig, row: dict, output_dir: str) -> None:
-    """Log parameters, metrics and the run folder to MLflow (``MLFLOW_TRACKING_URI``, default ./mlruns)."""
+    """Log parameters, metrics and the run folder to MLflow, at ``MLFLOW_TRACKING_URI`` (mlflow's default otherwise)."""
     mlflow = _import_mlflow()
     mlflow.set_experiment(recipe)
     with mlflow.start_run(run_name=f"{row['model']}-{row['dataset']}"):

@@ -1,0 +1,38 @@
+# Two commands do everything: `make demo` (set up, then every recipe in quick mode) and
+# `make test` (set up, then the test suite). Both create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED_DATASETS ?= ../shared/datasets
+export ZOO_DATA_DIR ?= $(HOME)/tensorflow_datasets
+
+.PHONY: demo test test-slow bench import-data clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/zoo run all --quick
+	$(BIN)/zoo results --results-dir runs/quick-results
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -ra
+
+# Full-dataset runs (tens of minutes on a CPU); they need the raw files in $(SHARED_DATASETS).
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -ra -m slow
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/cnn_speed.py
+
+# Prepare MNIST, Fashion-MNIST and the CIFAR-10 JPEG copy in $(ZOO_DATA_DIR) from local raw files.
+import-data: $(BIN)/.installed
+	$(BIN)/zoo data import mnist --from $(SHARED_DATASETS)/mnist
+	$(BIN)/zoo data import fashion_mnist --from $(SHARED_DATASETS)/fashion_mnist
+	$(BIN)/zoo data import cifar10 --from $(SHARED_DATASETS)/cifar10_jpeg75
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,60 @@
+"""Strategy choice: errors for bad settings, the chief worker, and a one-worker cluster."""
+
+import json
+import socket
+
+import pytest
+
+from recipes.runtime import distribute, results
+from recipes.runtime.config import ConfigError
+from tests.conftest import run_cli
+
+
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="needs the TF_CONFIG environment variable"):
+        distribute.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):
+        distribute.make_strategy("multi_worker")
+    with pytest.raises(ConfigError, match=r"Unknown strategy 'tpu'; expected one of \['auto'"):
+        distribute.make_strategy("tpu")
+
+
+@pytest.mark.parametrize("tf_config, chief", [
+    (None, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
+    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+])
+def test_only_the_chief_writes_results(monkeypatch, tf_config, chief):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert distribute.is_chief() is chief
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_one_worker_cluster_trains_under_multi_worker_mirrored_strategy(tmp_path):
+    tf_config = {"cluster": {"worker": [f"localhost:{free_port()}"]}, "task": {"type": "worker", "index": 0}}
+    result = run_cli("run", "mlp", "--quick", "--epochs", "3", "--strategy", "multi_worker",
+                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"),
+                     env={"TF_CONFIG": json.dumps(tf_config)})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    row = results.read_csv(tmp_path / "results" / "mlp.csv").iloc[0]
+    assert (row["strategy"], row["replicas"]) == ("multi_worker", 1)
+
+
+def test_steps_per_execution_with_several_replicas_is_refused_clearly(tmp_path):
+    result = run_cli("run", "mlp", "--quick", "--cpu-replicas", "2", "--steps-per-execution", "4",
+                     "--results-dir", str(tmp_path / "results"))
+    assert result.returncode == 2
+    assert "use --steps-per-execution 1 with MirroredStrategy" in result.stderr
+    assert not (tmp_path / "results").exists()
