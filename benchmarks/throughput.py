@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     print(f"backend {keras.backend.backend()}, Keras {keras.__version__}, device: {device_name()}")
-    print(f"| model | variant | samples/s | vs baseline |\n|---|---|---|---|")
+    print("| model | variant | samples/s | vs baseline |\n|---|---|---|---|")
     for name in args.models:
         baseline = None
         for variant, batch, jit_compile, steps, policy in VARIANTS:

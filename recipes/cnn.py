@@ -14,7 +14,8 @@ Measured (results/cnn.csv): the defaults (Adam 1e-3, 12 epochs, batch 128) reach
 99.20% test accuracy on MNIST in 26 minutes on 2 shared CPU cores; the classic Keras
 mnist_cnn example reports 99.25% after 12 epochs. ResNet-20 is published at 91.25% on
 pixel-exact CIFAR-10 (He et al. 2016, Table 6); the zoo's ResNet-20 reached 87.0% on
-cifar10_jpeg75 in 50 cosine epochs on one H100 (benchmarks/RESULTS.md).
+cifar10_jpeg75 in 50 cosine epochs and 87.5% in 100 on one H100 (JAX backend,
+benchmarks/RESULTS.md).
 
 Speed (``make bench``, benchmarks/cnn_speed.py, 2 CPU cores, TF 2.21): a tf.data
 pipeline matched fit on NumPy arrays (1.05x) and ``steps_per_execution=8`` changed

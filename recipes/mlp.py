@@ -113,11 +113,12 @@ def make_datasets(config: Config):
     import numpy as np
 
     from recipes.runtime import data
+    from recipes.runtime.config import ConfigError
 
     if not 0 <= config.noise <= 0.5:
-        raise ValueError(f"noise must be in [0, 0.5] (the Playground's 0-50%), got {config.noise}")
+        raise ConfigError(f"noise must be in [0, 0.5] (the Playground's 0-50%), got {config.noise}")
     if not 0 < config.train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), got {config.train_fraction}")
+        raise ConfigError(f"train_fraction must be in (0, 1), got {config.train_fraction}")
     regression = config.dataset in REGRESSION
     count = config.num_samples or (1200 if regression else 500)
     rng = np.random.default_rng(config.seed)
@@ -136,6 +137,7 @@ def build_model(config: Config, datasets):
     import keras
 
     import zoo
+    from recipes.runtime.config import ConfigError
     from recipes.runtime.train import compile_options
 
     regression = datasets.num_classes == 0
@@ -146,7 +148,7 @@ def build_model(config: Config, datasets):
                       l2=rate if config.regularization == "l2" else 0.0)
     loss_name = config.loss if config.loss != "auto" else ("mse" if regression else "crossentropy")
     if regression == (loss_name == "crossentropy"):
-        raise ValueError(f"loss={loss_name!r} does not fit dataset {config.dataset!r}: classification sets "
+        raise ConfigError(f"loss={loss_name!r} does not fit dataset {config.dataset!r}: classification sets "
                          f"{list(CLASSIFICATION)} take crossentropy, regression sets {list(REGRESSION)} "
                          f"take mse, rmse, mae or arctan")
     if regression:

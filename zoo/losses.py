@@ -12,18 +12,25 @@ import keras
 from keras import ops
 
 
+def _aligned(y_true, y_pred):
+    """y_true cast to y_pred's dtype and given its trailing axis: targets of shape (batch,)
+    against predictions of shape (batch, 1) would otherwise broadcast to (batch, batch)."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if len(y_true.shape) == len(y_pred.shape) - 1:
+        y_true = ops.expand_dims(y_true, -1)
+    return y_true
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 def mean_arctan_error(y_true, y_pred):
     """mean(arctan(|y_true - y_pred|)) over the last axis; bounded above by pi/2."""
-    y_true = ops.cast(y_true, y_pred.dtype)
-    return ops.mean(ops.arctan(ops.abs(y_true - y_pred)), axis=-1)
+    return ops.mean(ops.arctan(ops.abs(_aligned(y_true, y_pred) - y_pred)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 def root_mean_squared_error(y_true, y_pred):
     """sqrt(mean((y_true - y_pred)^2)) over the last axis."""
-    y_true = ops.cast(y_true, y_pred.dtype)
-    return ops.sqrt(ops.mean(ops.square(y_true - y_pred), axis=-1))
+    return ops.sqrt(ops.mean(ops.square(_aligned(y_true, y_pred) - y_pred), axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="zoo")

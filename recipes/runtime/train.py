@@ -214,25 +214,14 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
                            f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
     epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
 
-    evaluation = model.evaluate(test, verbose=0, return_dict=True)
-    metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
-    model.save(os.path.join(output_dir, "model.keras"))
-    if os.path.exists(history_csv):
-        plot_history(history_csv, os.path.join(output_dir, "curves.png"))
-    if datasets.num_classes:
-        matrix = confusion_matrix(model, test, datasets.num_classes)
-        np.savetxt(os.path.join(output_dir, "confusion_matrix.csv"), matrix, fmt="%d", delimiter=",")
-        plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
-    if hasattr(module, "report"):
-        metrics.update(module.report(model, datasets, config, output_dir) or {})
-
+    metrics = evaluate_and_save(model, module, datasets, test, config, output_dir)
     row = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
         "train_examples": datasets.num_train, "params": model.count_params(), "epochs": epochs_done,
-        "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch, "learning_rate": config.learning_rate,
-        "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
-        "backend": keras.backend.backend(), "tensorflow_version": tf.__version__,
+        "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch,
+        "learning_rate": config.learning_rate, "replicas": placement.replicas, "strategy": placement.name,
+        "device": placement.device, "backend": keras.backend.backend(), "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__, "mixed_precision": config.mixed_precision,
         "jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution,
         "commit": commit, "seed": config.seed, "train_seconds": round(train_seconds, 2),
@@ -242,17 +231,39 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     with open(os.path.join(output_dir, "config.json"), "w") as handle:
         json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
     if distribute.is_chief():
-        csv_path = results.append_row(results_dir, recipe, row)
-        log(f"[{recipe}] wrote a results row to {csv_path}")
-    for artifact in getattr(module, "PUBLISH", ()):  # pictures a recipe shows beside its table
-        published = os.path.join(results_dir, recipe, f"{run_name}-{datasets.name}-{artifact}")
-        os.makedirs(os.path.dirname(published), exist_ok=True)
-        shutil.copyfile(os.path.join(output_dir, artifact), published)
+        publish(recipe, module, row, output_dir, results_dir, log)
     if config.tracking == "mlflow":
         log_to_mlflow(recipe, config, row, output_dir)
     log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
         + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; artifacts in {output_dir}")
     return row
+
+
+def evaluate_and_save(model, module, datasets, test, config, output_dir: str) -> dict:
+    """Test metrics, plus the saved model, curves, confusion matrix and the recipe's own report."""
+    evaluation = model.evaluate(test, verbose=0, return_dict=True)
+    metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
+    model.save(os.path.join(output_dir, "model.keras"))
+    history_csv = os.path.join(output_dir, "history.csv")
+    if os.path.exists(history_csv):
+        plot_history(history_csv, os.path.join(output_dir, "curves.png"))
+    if datasets.num_classes:
+        matrix = confusion_matrix(model, test, datasets.num_classes)
+        np.savetxt(os.path.join(output_dir, "confusion_matrix.csv"), matrix, fmt="%d", delimiter=",")
+        plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
+    if hasattr(module, "report"):
+        metrics.update(module.report(model, datasets, config, output_dir) or {})
+    return metrics
+
+
+def publish(recipe: str, module, row: dict, output_dir: str, results_dir: str, log) -> None:
+    """Append the results row and copy the pictures a recipe shows beside its table."""
+    csv_path = results.append_row(results_dir, recipe, row)
+    log(f"[{recipe}] wrote a results row to {csv_path}")
+    for artifact in getattr(module, "PUBLISH", ()):
+        published = os.path.join(results_dir, recipe, f"{row['model']}-{row['dataset']}-{artifact}")
+        os.makedirs(os.path.dirname(published), exist_ok=True)
+        shutil.copyfile(os.path.join(output_dir, artifact), published)
 
 
 def _import_mlflow():
