@@ -108,7 +108,7 @@ def command_data(args) -> int:
     _quiet_tensorflow()
     from recipes.runtime import data
 
-    data_dir = args.data_dir or os.environ.get("ZOO_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    data_dir = data.resolve_data_dir(args.data_dir)
     try:
         data.import_dataset(args.name, args.source, data_dir)
     except data.DataError as error:

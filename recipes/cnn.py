@@ -53,7 +53,7 @@ def make_datasets(config: Config):
     elif config.dataset == "cifar10":
         datasets = cifar10_datasets(config)
     else:
-        datasets = data.load_image_classification(config.dataset, data.resolve_data_dir(config))
+        datasets = data.load_image_classification(config.dataset, data.resolve_data_dir(config.data_dir))
     if config.augment:
         datasets.augment = augmentation(datasets.input_shape)
     return datasets
@@ -94,7 +94,7 @@ def cifar10_datasets(config: Config):
 
     from recipes.runtime import data
 
-    data_dir = data.resolve_data_dir(config)
+    data_dir = data.resolve_data_dir(config.data_dir)
     if tfds.builder("cifar10", data_dir=data_dir).is_prepared() or (
             data.read_manifest(data_dir, "cifar10_jpeg75") is None and data.network_reachable()):
         return data.load_image_classification("cifar10", data_dir)

@@ -107,3 +107,38 @@ def test_manifest_is_written_atomically(tmp_path):
     data._write_manifest(str(tmp_path), "x", {"source": "s"})
     assert json.loads((tmp_path / data.MANIFEST_DIR / "x.json").read_text()) == {"source": "s"}
     assert os.listdir(tmp_path / data.MANIFEST_DIR) == ["x.json"]
+
+
+def test_import_cifar10_image_folder_and_load_it_through_the_recipe(shared_dataset, tmp_path):
+    import recipes.cnn as cnn
+    from recipes.runtime import config as config_lib
+
+    manifest = data.import_dataset("cifar10", shared_dataset("cifar10_jpeg75"), str(tmp_path),
+                                   log=lambda message: None)
+    assert manifest["examples"] == {"train": 50000, "test": 10000}
+    assert "not pixel-exact" in manifest["source"]
+    config = config_lib.make_config(cnn.Config, dataset="cifar10", data_dir=str(tmp_path))
+    datasets = cnn.make_datasets(config)
+    assert (datasets.name, datasets.num_train, datasets.input_shape) == ("cifar10_jpeg75", 50000, (32, 32, 3))
+    assert datasets.class_names[:3] == ["airplane", "automobile", "bird"]
+    image, label = next(iter(datasets.test))
+    assert image.shape == (32, 32, 3) and 0 <= int(label) < 10
+
+
+def test_an_archive_with_the_wrong_layout_is_refused(tmp_path):
+    import tarfile
+
+    source = tmp_path / "source"
+    (source / "cifar10_jpeg75" / "train" / "cat").mkdir(parents=True)
+    (source / "cifar10_jpeg75" / "train" / "cat" / "0.jpg").write_bytes(b"not a jpeg")
+    with tarfile.open(tmp_path / "images.tar.gz", "w:gz") as tar:
+        tar.add(source / "cifar10_jpeg75", arcname="cifar10_jpeg75")
+    archive_dir = tmp_path / "archive"
+    archive_dir.mkdir()
+    (tmp_path / "images.tar.gz").rename(archive_dir / "images.tar.gz")
+    with pytest.raises(data.DataError, match=r"train/ holds classes \['cat'\], expected \['airplane'"):
+        data.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)
+    assert not (tmp_path / "tfds" / "cifar10_jpeg75").exists()
+    (archive_dir / "images.tar.gz").write_bytes(b"\x1f\x8b truncated")
+    with pytest.raises(data.DataError, match="could not be unpacked"):
+        data.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)

@@ -250,9 +250,9 @@ def _import_image_folder(name: str, source_dir: str, data_dir: str, log) -> dict
 
 # --- loading ----------------------------------------------------------------------------
 
-def resolve_data_dir(config) -> str:
+def resolve_data_dir(data_dir: str = "") -> str:
     """The tfds data dir: --data-dir, then $ZOO_DATA_DIR, then tfds's own default."""
-    return config.data_dir or os.environ.get("ZOO_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    return data_dir or os.environ.get("ZOO_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
 def network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
