@@ -81,7 +81,7 @@ def command_run(argv: list[str]) -> int:
             train.run(recipe, modules[recipe], config, command=command)
         except (UnknownModelError, ConfigError) as error:
             failures.append((recipe, str(error), USAGE_ERROR))
-        except (DataError, train.NaNLossError) as error:
+        except (DataError, train.NaNLossError, train.ResumeError) as error:
             failures.append((recipe, str(error), RUN_ERROR))
         if failures and name != "all":
             break

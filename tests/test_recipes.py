@@ -123,3 +123,31 @@ def test_tracking_mlflow_logs_params_metrics_and_artifacts(tmp_path, monkeypatch
     assert logged.metrics["test_accuracy"] == pytest.approx(row["test_accuracy"])
     artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
     assert {"model.keras", "decision_boundary.png"} <= artifacts
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    module = recipes.load("mlp")
+    settings = dict(epochs=3, strategy="cpu", verbose=0, dataset="reg_plane", output_dir=str(tmp_path / "run"),
+                    results_dir=str(tmp_path / "results"))
+    with pytest.raises(Interrupt):
+        train.run("mlp", module, config_lib.make_config(module.Config, **settings),
+                  extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+    other = config_lib.make_config(module.Config, **settings, loss="arctan")
+    with pytest.raises(train.ResumeError, match=r"other settings \(loss: 'auto' -> 'arctan'\)"):
+        train.run("mlp", module, other, log=lambda message: None)
+    longer = config_lib.make_config(module.Config, **{**settings, "epochs": 4})  # more epochs may resume
+    assert train.run("mlp", module, longer, log=lambda message: None)["epochs"] == 4
+
+
+def test_a_checkpoint_cut_off_mid_write_gets_a_clear_message(tmp_path):
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=3, strategy="cpu", verbose=0,
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    with pytest.raises(Interrupt):
+        train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+    backup = tmp_path / "run" / "backup"
+    for weights in backup.glob("*.weights.h5*"):
+        weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(train.ResumeError, match="cannot be read .* Delete .*backup to start the run over"):
+        train.run("mlp", module, config, log=lambda message: None)
+    assert not (tmp_path / "results").exists()

@@ -36,6 +36,40 @@ class NaNLossError(RuntimeError):
     """Training diverged; no results row is written."""
 
 
+class ResumeError(RuntimeError):
+    """An interrupted run's checkpoint cannot be resumed with these settings."""
+
+
+# Settings that may change when an interrupted run is resumed; any other change is refused.
+RESUMABLE_CHANGES = {"epochs", "verbose", "tracking", "results_dir"}
+
+
+def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
+    """True when ``backup_dir`` holds a checkpoint to resume with the same settings.
+
+    The settings are stored beside the checkpoint; resuming with different ones (another
+    loss, model or data set in the same output folder) raises ResumeError rather than
+    silently continuing a different run.
+    """
+    settings_path = os.path.join(backup_dir, "zoo_settings.json")
+    current = {key: value for key, value in dataclasses.asdict(config).items() if key not in RESUMABLE_CHANGES}
+    current = json.loads(json.dumps(current, default=str))  # tuples -> lists, as stored
+    if os.path.exists(settings_path):
+        with open(settings_path) as handle:
+            saved = json.load(handle)
+        changed = sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
+        if changed:
+            details = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed)
+            raise ResumeError(f"{os.path.dirname(backup_dir)} holds an interrupted run with other settings "
+                              f"({details}). Resume it with its own options, choose another --output-dir, "
+                              f"or delete {backup_dir} to start over.")
+    else:
+        os.makedirs(backup_dir, exist_ok=True)
+        with open(settings_path, "w") as handle:
+            json.dump(current, handle, indent=2)
+    return os.path.exists(os.path.join(backup_dir, "training_metadata.json"))
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stop at the first non-finite training loss and remember where it happened."""
 
@@ -193,20 +227,28 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
 
     backup_dir = os.path.join(output_dir, "backup")
     history_csv = os.path.join(output_dir, "history.csv")
-    if os.path.isdir(backup_dir):
+    resuming = prepare_resume(backup_dir, config)
+    if resuming:
         log(f"[{recipe}] resuming from the checkpoint in {backup_dir}")
     elif os.path.exists(history_csv):
         os.remove(history_csv)
     nan_guard = StopOnNaN()
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir),
+    # double_checkpoint keeps the previous epoch's state too, for a run killed mid-save.
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
                  keras.callbacks.CSVLogger(history_csv, append=True),
                  keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
                  nan_guard, *(extra_callbacks or [])]
 
     start = time.perf_counter()
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
-                        verbose=config.verbose)
+    try:
+        history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
+                            verbose=config.verbose)
+    except OSError as error:
+        if not resuming:
+            raise
+        raise ResumeError(f"The checkpoint in {backup_dir} cannot be read ({error}); it was probably cut off "
+                          f"while being written. Delete {backup_dir} to start the run over.") from None
     train_seconds = time.perf_counter() - start
     if nan_guard.where:
         shutil.rmtree(backup_dir, ignore_errors=True)
