@@ -15,9 +15,15 @@ rather than the Playground's tanh output and squared error, so it is a standard
 ``num_classes=2`` classifier; the squared, root-squared, absolute and arctan errors are
 the losses of the regression sets.
 
-Expected: circle, xor and gauss reach 95-100% test accuracy in under a minute on a CPU;
-spiral needs the extra features or a larger network (see results/mlp.csv). Each run
-writes ``decision_boundary.png``, the Playground's picture of the learned function.
+Measured with the defaults on 2 shared CPU cores (results/mlp.csv): circle 98.8%, xor
+100%, gauss 100% test accuracy in about 75 s each (100 epochs); circle with noise 0.25
+81.6%. The default network and features cannot separate the spiral (58.8%); all seven
+features and [8, 8, 6] reach 97.6% in 300 epochs (4 minutes). On reg_plane the test RMSE
+is 0.034. Each run writes ``decision_boundary.png``, the Playground's picture of the
+learned function, and the runtime copies it to ``results/mlp/``.
+
+Speed: an epoch here is 25 steps of 10 points, so Keras's per-epoch work (evaluation on
+the test half, TensorBoard, the resume checkpoint) costs more than the training itself.
 """
 
 from __future__ import annotations

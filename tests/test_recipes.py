@@ -37,7 +37,7 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, tmp_path):
     assert os.listdir(tmp_path / "run" / "tensorboard")
     assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
     for artifact in getattr(recipes.load(recipe), "PUBLISH", ()):
-        assert (tmp_path / "results" / recipe / f"{row['model']}-{row['dataset']}-{artifact}").exists()
+        assert (tmp_path / "results" / recipe / train.published_name(row, artifact)).exists()
     assert "## " + recipe in (tmp_path / "results" / "README.md").read_text()
 
 

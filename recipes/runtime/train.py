@@ -298,12 +298,18 @@ def evaluate_and_save(model, module, datasets, test, config, output_dir: str) ->
     return metrics
 
 
+def published_name(row: dict, artifact: str) -> str:
+    """File name of a run's published picture: model, data set and the row's date make it unique."""
+    stamp = row["date"].replace("-", "").replace(":", "")
+    return f"{row['model']}-{row['dataset']}-{stamp}-{artifact}"
+
+
 def publish(recipe: str, module, row: dict, output_dir: str, results_dir: str, log) -> None:
     """Append the results row and copy the pictures a recipe shows beside its table."""
     csv_path = results.append_row(results_dir, recipe, row)
     log(f"[{recipe}] wrote a results row to {csv_path}")
     for artifact in getattr(module, "PUBLISH", ()):
-        published = os.path.join(results_dir, recipe, f"{row['model']}-{row['dataset']}-{artifact}")
+        published = os.path.join(results_dir, recipe, published_name(row, artifact))
         os.makedirs(os.path.dirname(published), exist_ok=True)
         shutil.copyfile(os.path.join(output_dir, artifact), published)
 
