@@ -2,7 +2,7 @@
 
     model = zoo.build("mnist_convnet")                              # 28x28x1 -> 10
     model = zoo.build("resnet20", num_classes=10)                   # 32x32x3 -> 10
-    model = zoo.build("resnet", depth=44, input_shape=(32, 32, 3))  # any 6n+2 depth
+    model = zoo.cnn.resnet(depth=44, input_shape=(32, 32, 3))       # any 6n+2 depth
 
 Image models take raw pixels: a ``Rescaling`` layer (``input_scale``, 1/255 by default)
 is part of the network, so a saved model needs no separate preprocessing.

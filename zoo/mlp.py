@@ -26,6 +26,7 @@ def _check_choice(name: str, value, allowed):
         raise ValueError(f"Unknown {name}={value!r}; expected one of {list(allowed)}")
 
 
+@register_model
 def mlp(input_shape: Sequence[int] = (2,), hidden_units: Sequence[int] = (64, 64),
         activation: str = "relu", dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0,
         head: str = "classification", num_classes: int = 2, num_outputs: int = 1,
