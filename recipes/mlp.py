@@ -123,6 +123,9 @@ def make_datasets(config: Config):
 
     if not 0 <= config.noise <= 0.5:
         raise ConfigError(f"noise must be in [0, 0.5] (the Playground's 0-50%), got {config.noise}")
+    unknown = [name for name in config.features if name not in ALL_FEATURES]
+    if unknown or not config.features:
+        raise ConfigError(f"Unknown or no features {unknown or []}; choose from {list(ALL_FEATURES)}")
     if not 0 < config.train_fraction < 1:
         raise ConfigError(f"train_fraction must be in (0, 1), got {config.train_fraction}")
     regression = config.dataset in REGRESSION
@@ -155,8 +158,8 @@ def build_model(config: Config, datasets):
     loss_name = config.loss if config.loss != "auto" else ("mse" if regression else "crossentropy")
     if regression == (loss_name == "crossentropy"):
         raise ConfigError(f"loss={loss_name!r} does not fit dataset {config.dataset!r}: classification sets "
-                         f"{list(CLASSIFICATION)} take crossentropy, regression sets {list(REGRESSION)} "
-                         f"take mse, rmse, mae or arctan")
+                          f"{list(CLASSIFICATION)} take crossentropy, regression sets {list(REGRESSION)} "
+                          f"take mse, rmse, mae or arctan")
     if regression:
         loss = zoo.losses.get(loss_name)
         metrics = [zoo.losses.get_metric(name) for name in ("mse", "rmse", "mae", "arctan")]

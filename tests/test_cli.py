@@ -27,6 +27,9 @@ def test_unknown_field_and_wrong_type():
     assert_fails(run_cli("run", "cnn", "--epoch", "3"), 2, "Unknown option '--epoch'", "--epochs")
     assert_fails(run_cli("run", "mlp", "--epochs", "ten"), 2, "--epochs takes int, got 'ten'")
     assert_fails(run_cli("run", "mlp", "--dataset", "moons"), 2, "expected one of ['circle', 'xor'")
+    assert_fails(run_cli("run", "mlp", "--features", "x1,x3"), 2, "Unknown or no features ['x3']")
+    assert_fails(run_cli("run", "mlp", "--noise", "0.9"), 2, "noise must be in [0, 0.5]")
+    assert_fails(run_cli("run", "mlp", "--dataset", "xor", "--loss", "arctan"), 2, "loss='arctan' does not fit")
 
 
 def test_missing_data_offline_names_the_dataset_and_the_import_command(tmp_path):
