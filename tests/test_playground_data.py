@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recipes.mlp import generate
+from recipes.mlp import ALL_FEATURES, generate
+from zoo.layers import PLAYGROUND_FEATURES
 
 
 def rng():
@@ -55,3 +56,8 @@ def test_regression_targets_lie_in_minus_one_to_one():
 def test_unknown_data_set():
     with pytest.raises(ValueError, match="Unknown dataset 'moons'"):
         generate("moons", 10, 0.0, rng())
+
+
+def test_the_recipe_offers_exactly_the_features_the_model_layer_computes():
+    # The recipe keeps its own list so `zoo run mlp --help` need not import Keras.
+    assert ALL_FEATURES == tuple(PLAYGROUND_FEATURES)

@@ -29,6 +29,9 @@ from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
 from recipes.runtime import distribute, results
 
+# fit() warns that it ignores shuffle=True for a tf.data.Dataset; the pipeline shuffles itself.
+warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -240,7 +243,6 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
                  nan_guard, *(extra_callbacks or [])]
 
     start = time.perf_counter()
-    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     try:
         history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
                             verbose=config.verbose)
