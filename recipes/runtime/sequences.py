@@ -1,0 +1,180 @@
+"""Sequence data for the text and time-series recipes: word-vectorised text
+classification, character language-model windows, forecasting windows, and the reports
+built on them (a text-input model, generated samples, the naive forecast baseline).
+
+Shared by every recipe that trains on sequences, whatever the network (recurrent or
+transformer), so tokenisation and windowing exist once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+
+from recipes.runtime.data import AUTOTUNE, DataError, Datasets, from_arrays, load_text_classification, \
+    load_text_corpus
+
+# --- text classification -------------------------------------------------------------
+
+
+def text_classification(name: str, data_dir: str, vocab_size: int, sequence_length: int) -> Datasets:
+    """(token ids, label) examples; the vectorizer is adapted on the training texts only."""
+    import zoo.text
+
+    train, test, num_train, num_test, class_names, source = load_text_classification(name, data_dir)
+    vectorizer = zoo.text.word_vectorizer(train.map(lambda text, label: text).batch(1024), vocab_size,
+                                          sequence_length)
+    to_ids = lambda text, label: (vectorizer(text), label)
+    return Datasets(train.map(to_ids, num_parallel_calls=AUTOTUNE), test.map(to_ids, num_parallel_calls=AUTOTUNE),
+                    name, source, num_train, num_test, (sequence_length,), len(class_names), class_names,
+                    extras={"vectorizer": vectorizer, "vocab_size": vectorizer.vocabulary_size(),
+                            "tokens_per_example": sequence_length})
+
+
+def save_text_model(model, vectorizer, run_dir: str) -> str:
+    """Save ``model`` behind its vectorizer as ``text_model.keras``: raw text in, predictions out."""
+    import zoo.text
+
+    path = os.path.join(run_dir, "text_model.keras")
+    zoo.text.with_text_input(vectorizer, model).save(path)
+    return path
+
+
+# --- character language modelling -----------------------------------------------------
+
+def sklearn_docs_corpus() -> tuple[dict, str]:
+    """scikit-learn's bundled data-set descriptions (about 43,000 characters of English),
+    split 90/5/5 in order as tfds splits tiny_shakespeare."""
+    import sklearn
+    import sklearn.datasets
+
+    files = sorted(glob.glob(os.path.join(os.path.dirname(sklearn.datasets.__file__), "descr", "*.rst")))
+    text = "".join(open(path, encoding="utf-8").read() for path in files)
+    if not text:
+        raise DataError(f"scikit-learn {sklearn.__version__} ships no data-set descriptions to train on")
+    train_end = int(len(text) * 0.9)
+    validation_end = train_end + int((len(text) - train_end) * 0.5)
+    texts = {"train": text[:train_end], "validation": text[train_end:validation_end], "test": text[validation_end:]}
+    return texts, f"scikit-learn {sklearn.__version__} sklearn/datasets/descr/*.rst ({len(files)} files, bundled)"
+
+
+def windows(ids: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive windows of ``length`` inputs and the same window shifted by one as targets."""
+    count = (len(ids) - 1) // length
+    if count < 1:
+        raise DataError(f"A text of {len(ids)} characters is too short for one window of {length} + 1")
+    return ids[:count * length].reshape(count, length), ids[1:count * length + 1].reshape(count, length)
+
+
+def character_windows(name: str, data_dir: str, sequence_length: int) -> Datasets:
+    """(ids, next ids) windows of a character corpus; the vocabulary is every character in it."""
+    import zoo.text
+
+    texts, source = sklearn_docs_corpus() if name == "sklearn_docs" else load_text_corpus(name, data_dir)
+    vocabulary = zoo.text.CharVocabulary.from_text("".join(texts.values()))
+    x_train, y_train = windows(vocabulary.encode(texts["train"]), sequence_length)
+    x_test, y_test = windows(vocabulary.encode(texts["test"]), sequence_length)
+    return Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test), name,
+                    f"{source}; {len(texts['train']):,} train / {len(texts['test']):,} test characters",
+                    len(x_train), len(x_test), (sequence_length,),
+                    extras={"vocabulary": vocabulary, "test_text": texts["test"],
+                            "tokens_per_example": sequence_length})
+
+
+def write_samples(model, extras: dict, run_dir: str, length: int, temperature: float, seed: int,
+                  excerpt_chars: int = 600) -> str:
+    """Generate ``length`` characters after a prompt from the test text; write ``samples.txt``
+    (with the vocabulary beside it as ``vocabulary.json``) and the excerpt ``sample.txt``."""
+    import zoo.text
+
+    vocabulary = extras["vocabulary"]
+    vocabulary.save(os.path.join(run_dir, "vocabulary.json"))
+    prompt = extras["test_text"][:60]
+    sample = zoo.text.generate(model, vocabulary, prompt, length=length, temperature=temperature, seed=seed)
+    header = f"# prompt (the first 60 characters of the test split), then {length} sampled characters at " \
+             f"temperature {temperature}, seed {seed}\n"
+    with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as handle:
+        handle.write(header + prompt + sample + "\n")
+    with open(os.path.join(run_dir, "sample.txt"), "w", encoding="utf-8") as handle:
+        handle.write(header + prompt + sample[:excerpt_chars] + "\n")
+    return sample
+
+
+# --- time-series forecasting ----------------------------------------------------------
+
+def load_series(name: str) -> tuple[np.ndarray, str, str]:
+    """``(values, unit, source)`` of a real series bundled with statsmodels."""
+    import statsmodels
+    import statsmodels.api as sm
+
+    if name == "co2":
+        frame = sm.datasets.co2.load_pandas().data
+        values = frame["co2"].interpolate(method="time").to_numpy()
+        unit, what = "ppm", "weekly Mauna Loa CO2 1958-2001, NaNs interpolated in time"
+    elif name == "sunspots":
+        values = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+        unit, what = "sunspot number", "yearly sunspot activity 1700-2008"
+    else:
+        raise DataError(f"Unknown series {name!r}; expected one of ['co2', 'sunspots']")
+    return values.astype("float32"), unit, f"statsmodels {statsmodels.__version__} {name} ({what}, bundled)"
+
+
+def make_windows(series: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``(window, 1)`` input and the ``horizon`` values that follow it."""
+    count = len(series) - window - horizon + 1
+    if count < 1:
+        raise DataError(f"A series of {len(series)} values is shorter than one window of {window} inputs plus "
+                        f"{horizon} forecast steps; lower --sequence-length or --horizon")
+    starts = np.arange(count)[:, None]
+    inputs = series[starts + np.arange(window)][..., None]
+    targets = series[starts + window + np.arange(horizon)]
+    return inputs, targets
+
+
+def forecast_windows(name: str, window: int, horizon: int, test_fraction: float = 0.2) -> Datasets:
+    """Chronological split: training windows end before the last ``test_fraction`` of the
+    series; test windows forecast into it (their inputs may reach back into the training part)."""
+    series, unit, source = load_series(name)
+    split = int(len(series) * (1 - test_fraction))
+    if split - window - horizon + 1 < 1 or len(series) - split < horizon:
+        raise DataError(f"{name} has {len(series)} values: too few for windows of {window} + {horizon} with the "
+                        f"last {test_fraction:.0%} held out; lower --sequence-length or --horizon")
+    x_train, y_train = make_windows(series[:split], window, horizon)
+    x_test, y_test = make_windows(series[split - window:], window, horizon)
+    return Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test), name, source, len(x_train),
+                    len(x_test), (window, 1),
+                    extras={"scale": float(np.std(x_train - x_train[:, -1:, :])),
+                            "unit": unit, "x_test": x_test, "y_test": y_test, "series": series, "split": split})
+
+
+def forecast_report(model, datasets: Datasets, run_dir: str) -> dict:
+    """The naive (last value) forecast's errors on the test windows, and ``forecast.png``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    extras = datasets.extras
+    x_test, y_test = extras["x_test"], extras["y_test"]
+    naive = np.repeat(x_test[:, -1, :], y_test.shape[1], axis=1)
+    predictions = model.predict(x_test, verbose=0)
+    horizon = y_test.shape[1]
+    figure, axis = plt.subplots(figsize=(10, 4))
+    split, series = extras["split"], extras["series"]
+    axis.plot(np.arange(split - 3 * horizon, len(series)), series[split - 3 * horizon:], color="black",
+              label="observed")
+    for index, origin in enumerate(range(0, len(x_test), horizon)):
+        steps = split + origin + np.arange(horizon)
+        axis.plot(steps, predictions[origin], color="tab:blue", label="model" if index == 0 else None)
+        axis.plot(steps, naive[origin], color="tab:orange", linestyle="--", label="naive" if index == 0 else None)
+    axis.set_title(f"{datasets.name}: {horizon}-step forecasts over the held-out part")
+    axis.set_xlabel("step")
+    axis.set_ylabel(extras["unit"])
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(run_dir, "forecast.png"), dpi=100)
+    plt.close(figure)
+    return {"naive_mae": float(np.mean(np.abs(naive - y_test))),
+            "naive_rmse": float(np.sqrt(np.mean((naive - y_test) ** 2)))}
+
