@@ -142,3 +142,52 @@ def test_an_archive_with_the_wrong_layout_is_refused(tmp_path):
     (archive_dir / "images.tar.gz").write_bytes(b"\x1f\x8b truncated")
     with pytest.raises(data.DataError, match="could not be unpacked"):
         data.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)
+
+
+def test_import_tiny_shakespeare_and_read_its_splits(shared_dataset, tmp_path):
+    manifest = data.import_dataset("tiny_shakespeare", shared_dataset("tiny_shakespeare"), str(tmp_path),
+                                   log=lambda message: None)
+    assert manifest["files"]["input.txt"]["matches_tfds"] is True
+    texts, source = data.load_text_corpus("tiny_shakespeare", str(tmp_path))
+    # tfds splits the 1,115,394 characters 90/5/5 in order.
+    assert [len(texts[split]) for split in ("train", "validation", "test")] == [1003854, 55770, 55770]
+    assert texts["train"].startswith("First Citizen:")
+    assert source == manifest["source"]
+
+
+@pytest.mark.slow  # about a minute: the archive holds 100,000 reviews, and tfds prepares them all
+def test_import_imdb_reviews(shared_dataset, tmp_path):
+    manifest = data.import_dataset("imdb_reviews", shared_dataset("imdb_reviews"), str(tmp_path),
+                                   log=lambda message: None)
+    assert "aclImdb_v1.tar.gz sha256 differs" in manifest["source"]  # repacked copy, content verified
+    train, test, num_train, num_test, class_names, _ = data.load_text_classification("imdb_reviews", str(tmp_path))
+    assert (num_train, num_test, class_names) == (25000, 25000, ["neg", "pos"])
+    text, label = next(iter(test))
+    assert text.dtype.name == "string" and int(label) in (0, 1)
+
+
+def test_broken_imdb_archives_are_reported(tmp_path):
+    import io
+    import tarfile
+
+    truncated = tmp_path / "truncated" / "aclImdb_v1.tar.gz"
+    truncated.parent.mkdir()
+    truncated.write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 100)
+    with pytest.raises(data.DataError, match="could not be read as a .tar.gz archive"):
+        data.import_dataset("imdb_reviews", str(truncated.parent), str(tmp_path / "tfds"), log=lambda m: None)
+    partial = tmp_path / "partial" / "aclImdb_v1.tar.gz"  # the right layout, far too few reviews
+    partial.parent.mkdir()
+    with tarfile.open(partial, "w:gz") as tar:
+        review = b"A fine film."
+        member = tarfile.TarInfo("aclImdb/train/pos/0_9.txt")
+        member.size = len(review)
+        tar.addfile(member, io.BytesIO(review))
+    with pytest.raises(data.DataError, match="review counts .* this is not the aclImdb_v1 archive"):
+        data.import_dataset("imdb_reviews", str(partial.parent), str(tmp_path / "tfds"), log=lambda m: None)
+    assert data.read_manifest(str(tmp_path / "tfds"), "imdb_reviews") is None
+
+
+def test_text_that_is_not_utf8_is_reported(tmp_path):
+    (tmp_path / "input.txt").write_bytes(b"\xff\xfe" * 1000)
+    with pytest.raises(data.DataError, match="is not UTF-8 text"):
+        data.import_dataset("tiny_shakespeare", str(tmp_path), str(tmp_path / "tfds"), log=lambda m: None)

@@ -8,9 +8,13 @@ import keras
 import zoo
 
 
-def random_inputs(model, batch=2, seed=0):
-    shape = (batch, *model.input_shape[1:])
-    return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
+def random_inputs(model, batch=2, seed=0, steps=12):
+    """Inputs of the model's shape and dtype; free (None) dimensions get ``steps``."""
+    shape = (batch, *(steps if size is None else size for size in model.input_shape[1:]))
+    rng = np.random.default_rng(seed)
+    if "int" in model.inputs[0].dtype:  # token ids; 0 is padding
+        return rng.integers(1, 10, shape).astype("int32")
+    return rng.uniform(0, 1, shape).astype("float32")
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
@@ -20,7 +24,8 @@ def test_model_builds_steps_and_round_trips(name, tmp_path):
     assert model.name == name
     inputs = random_inputs(model)
     outputs = model(inputs, training=False)
-    assert tuple(outputs.shape) == (2, *model.output_shape[1:])
+    expected = [12 if size is None else size for size in model.output_shape[1:]]  # free steps, as in the inputs
+    assert list(outputs.shape) == [2, *expected]
     assert np.all(np.isfinite(outputs))
 
     targets = np.random.default_rng(1).uniform(0, 1, outputs.shape).astype("float32")

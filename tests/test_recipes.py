@@ -4,6 +4,7 @@ mock_data, resume after an interruption, and NaN loss."""
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
@@ -14,7 +15,7 @@ from recipes.runtime import data, results, train
 from tests.conftest import run_cli
 
 # Chance is 1/num_classes; a quick run must beat it by a clear margin.
-QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60}
+QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60, "rnn": 0.60}
 
 
 @pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
@@ -153,3 +154,53 @@ def test_a_checkpoint_cut_off_mid_write_gets_a_clear_message(tmp_path):
     with pytest.raises(train.ResumeError, match="cannot be read .* Delete .*backup to start the run over"):
         train.run("mlp", module, config, log=lambda message: None)
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("dataset", ["sklearn_docs", "co2"])
+def test_rnn_quick_language_model_and_forecast_on_two_replicas(dataset, tmp_path):
+    result = run_cli("run", "rnn", "--quick", "--dataset", dataset, "--cpu-replicas", "2",
+                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "strategy=mirrored replicas=2" in result.stdout
+    row = results.read_csv(tmp_path / "results" / "rnn.csv").iloc[0]
+    assert row["dataset"] == dataset
+    if dataset == "sklearn_docs":
+        vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())["chars"]
+        # Chance is ln(vocabulary size) nats per character; a quick run must be clearly below it.
+        assert row["test_loss"] < np.log(len(vocabulary)) - 0.8, row["test_loss"]
+        assert row["tokens_per_second"] > 0
+        sample = (tmp_path / "run" / "samples.txt").read_text().split("\n", 1)[1]
+        assert set(sample) <= set(vocabulary) | {"\n"}
+        published = "sample.txt"
+    else:
+        # The forecaster must beat the last-value forecast on the same held-out windows.
+        assert row["test_mae"] < 0.8 * row["naive_mae"], (row["test_mae"], row["naive_mae"])
+        assert row["test_rmse"] < row["naive_rmse"]
+        published = "forecast.png"
+    assert (tmp_path / "results" / "rnn" / train.published_name(row, published)).exists()
+
+
+def test_rnn_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
+    module = recipes.load("rnn")
+    config = config_lib.make_config(module.Config, dataset="imdb_reviews", epochs=1, units=(8,), vocab_size=200,
+                                    sequence_length=16, strategy="cpu", verbose=0, data_dir=str(tmp_path / "tfds"),
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    with tfds.testing.mock_data(num_examples=64):
+        row = train.run("rnn", module, config, command="test", log=lambda message: None)
+    assert (row["dataset"], row["model"], row["epochs"]) == ("imdb_reviews", "imdb_bilstm-8", 1)
+    text_model = keras.models.load_model(tmp_path / "run" / "text_model.keras")
+    assert text_model.predict(np.array(["a review in words"], dtype=object), verbose=0).shape == (1, 2)
+
+
+def test_rnn_bad_sequence_settings_exit_with_a_clear_message(tmp_path):
+    result = run_cli("run", "rnn", "--dataset", "sunspots", "--sequence-length", "400", "--output-dir",
+                     str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"))
+    assert result.returncode == 1
+    assert "sunspots has 309 values: too few for windows of 400 + 12" in result.stderr
+    assert not (tmp_path / "results").exists()
+    result = run_cli("run", "rnn", "--dataset", "co2", "--model", "resnet20", "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "--model resnet20 does not fit the forecast task" in result.stderr

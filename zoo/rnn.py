@@ -145,9 +145,9 @@ def rnn(head: str = "classify", cell: str = "lstm", units: Sequence[int] = (64,)
 @register_model
 def imdb_bilstm(vocab_size: int = 20000, num_classes: int = 2, **kwargs) -> keras.Model:
     """Word-level bidirectional LSTM for IMDB-sized sentiment: 128-d embedding, one BiLSTM
-    of 64 units per direction, max pooling over the unpadded steps."""
+    of 64 units per direction with 20% input dropout, max pooling over the unpadded steps."""
     options = dict(cell="lstm", units=(64,), bidirectional=True, embedding_dim=128, pooling="max",
-                   head_dropout=0.3) | kwargs
+                   dropout=0.2, head_dropout=0.3) | kwargs
     return rnn("classify", vocab_size=vocab_size, num_classes=num_classes, name="imdb_bilstm", **options)
 
 
@@ -155,7 +155,7 @@ def imdb_bilstm(vocab_size: int = 20000, num_classes: int = 2, **kwargs) -> kera
 def imdb_bigru(vocab_size: int = 20000, num_classes: int = 2, **kwargs) -> keras.Model:
     """As ``imdb_bilstm`` with GRU cells (a quarter fewer recurrent weights)."""
     options = dict(cell="gru", units=(64,), bidirectional=True, embedding_dim=128, pooling="max",
-                   head_dropout=0.3) | kwargs
+                   dropout=0.2, head_dropout=0.3) | kwargs
     return rnn("classify", vocab_size=vocab_size, num_classes=num_classes, name="imdb_bigru", **options)
 
 

@@ -47,7 +47,9 @@ def with_text_input(vectorizer, model: keras.Model, name: str | None = None) -> 
     """``model`` (token ids in) behind ``vectorizer``: a model that takes raw strings.
 
     It runs wherever ``TextVectorization`` runs (it uses TensorFlow's string ops), and
-    saves to one ``.keras`` file with its vocabulary.
+    saves to one ``.keras`` file with its vocabulary. Pass texts as a ``tf.constant``, a
+    string dataset or ``np.array(texts, dtype=object)`` (Keras refuses numpy's fixed-width
+    unicode arrays).
     """
     inputs = keras.Input(shape=(), dtype="string", name="text")
     outputs = model(vectorizer(inputs))
