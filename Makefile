@@ -33,6 +33,8 @@ import-data: $(BIN)/.installed
 	$(BIN)/zoo data import mnist --from $(SHARED_DATASETS)/mnist
 	$(BIN)/zoo data import fashion_mnist --from $(SHARED_DATASETS)/fashion_mnist
 	$(BIN)/zoo data import cifar10 --from $(SHARED_DATASETS)/cifar10_jpeg75
+	$(BIN)/zoo data import imdb_reviews --from $(SHARED_DATASETS)/imdb_reviews
+	$(BIN)/zoo data import tiny_shakespeare --from $(SHARED_DATASETS)/tiny_shakespeare
 
 clean:
 	rm -rf runs .pytest_cache

@@ -58,3 +58,35 @@ def test_steps_per_execution_with_several_replicas_is_refused_clearly(tmp_path):
     assert result.returncode == 2
     assert "use --steps-per-execution 1 with MirroredStrategy" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+SMALL_TEST_SET = """
+import keras, numpy as np
+from recipes.runtime import data, distribute
+placement = distribute.make_strategy("cpu", cpu_replicas=2)
+with placement.strategy.scope():
+    inputs = keras.Input((8,), dtype="int32")
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Embedding(10, 4)(inputs)))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+rng = np.random.default_rng(0)
+examples = data.from_arrays(rng.integers(0, 10, (33, 8)).astype("int32"), rng.integers(0, 10, (33, 8)))
+print("loss", model.evaluate(data.pipeline(examples, 33, 128, training=False, seed=0, replicas=2), verbose=0))
+"""
+
+
+def test_a_test_set_smaller_than_one_batch_evaluates_on_two_replicas():
+    """33 sequences, a global batch of 128, 2 replicas: the first batch must split evenly
+    (Keras 3.15 averages it across replicas to build the model). A fresh process, because
+    the CPU can only be split before TensorFlow starts."""
+    import subprocess
+    import sys
+
+    from recipes.runtime import data
+    from tests.conftest import PROJECT_ROOT
+
+    assert data.first_batch_size(128, 33, 2) == 32
+    assert data.first_batch_size(128, 300, 2) == 128 and data.first_batch_size(128, 33, 1) == 128
+    result = subprocess.run([sys.executable, "-c", SMALL_TEST_SET], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split("loss")[-1]) > 0

@@ -76,3 +76,24 @@ def test_vectorizer_refuses_empty_text():
         word_vectorizer(["", "  "], vocab_size=10)
     with pytest.raises(TypeError, match="not one string"):
         word_vectorizer("one string", vocab_size=10)
+
+
+def test_keep_last_vectorizer_keeps_the_end_of_long_texts_and_round_trips(tmp_path):
+    import tensorflow as tf
+
+    from zoo.text import vocabulary_size
+
+    texts = ["one two three four five six", "seven eight"]
+    first = word_vectorizer(texts, vocab_size=50, sequence_length=4, keep="first")
+    last = word_vectorizer(texts, vocab_size=50, sequence_length=4, keep="last")
+    ids_first, ids_last = first(tf.constant(texts)).numpy(), last(tf.constant(texts)).numpy()
+    words = first.get_vocabulary()
+    assert [words[i] for i in ids_first[0]] == ["one", "two", "three", "four"]
+    assert [words[i] for i in ids_last[0]] == ["three", "four", "five", "six"]
+    np.testing.assert_array_equal(ids_last[1], ids_first[1])  # short texts: the same, padded at the end
+    model = zoo.build("imdb_bigru", vocab_size=vocabulary_size(last), units=(8,), embedding_dim=8)
+    classifier = with_text_input(last, model)
+    classifier.save(tmp_path / "keep_last.keras")
+    reviews = np.array(texts, dtype=object)
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "keep_last.keras").predict(reviews, verbose=0),
+                               classifier.predict(reviews, verbose=0), rtol=1e-5, atol=1e-6)

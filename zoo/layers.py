@@ -227,3 +227,33 @@ class AddLastValue(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class KeepLastTokens(layers.Layer):
+    """Keep the last ``length`` tokens of right-padded id sequences, left-aligned and
+    zero-padded to exactly ``length``.
+
+    Reviews tend to end with their verdict, so truncating long texts at the front (as
+    Keras's ``pad_sequences`` does by default) keeps more of the signal than cutting
+    the end off, which is what ``TextVectorization(output_sequence_length=...)`` does.
+    """
+
+    def __init__(self, length: int, **kwargs):
+        super().__init__(**kwargs)
+        if int(length) < 1:
+            raise ValueError(f"length must be positive, got {length}")
+        self.length = int(length)
+
+    def call(self, ids):
+        ids = ops.pad(ids, [[0, 0], [0, self.length]])  # at least `length` steps, all padding at the end
+        count = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1, keepdims=True)
+        start = ops.maximum(count - self.length, 0)
+        positions = start + ops.expand_dims(ops.arange(self.length, dtype="int32"), 0)
+        return ops.take_along_axis(ids, positions, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.length)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length}

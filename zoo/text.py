@@ -22,25 +22,45 @@ from collections.abc import Iterable
 import keras
 import numpy as np
 
+from zoo.layers import KeepLastTokens
 
-def word_vectorizer(texts, vocab_size: int = 20000, sequence_length: int | None = 256,
-                    name: str = "vectorizer") -> keras.layers.TextVectorization:
-    """A ``TextVectorization`` layer adapted on ``texts`` (a list or a dataset of strings).
+
+KEEP = ("first", "last")
+
+
+def word_vectorizer(texts, vocab_size: int = 20000, sequence_length: int | None = 256, keep: str = "first",
+                    name: str = "vectorizer"):
+    """Word ids for raw strings, adapted on ``texts`` (a list or a dataset of strings).
 
     Lower-cases and strips punctuation, keeps the ``vocab_size`` most frequent words
-    (id 0 is padding, id 1 unknown words) and pads or truncates to ``sequence_length``
-    (``None``: pad each batch to its longest text).
+    (id 0 is padding, id 1 unknown words) and pads to ``sequence_length`` (``None``: pad
+    each batch to its longest text). A longer text keeps its ``keep="first"`` words (a
+    ``TextVectorization`` layer) or its ``"last"`` ones (``TextVectorization`` followed
+    by ``zoo.layers.KeepLastTokens``, in a small ``Sequential``). Either way the result
+    is Keras layers, so a model saved behind it takes raw text; ``vocabulary_size(v)``
+    reads its vocabulary size.
     """
+    if keep not in KEEP:
+        raise ValueError(f"Unknown keep={keep!r}; expected one of {list(KEEP)}")
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be at least 3 (padding, unknown and one word), got {vocab_size}")
-    vectorizer = keras.layers.TextVectorization(max_tokens=vocab_size, output_mode="int",
-                                                output_sequence_length=sequence_length, name=name)
     if isinstance(texts, str):
         raise TypeError("texts must be a list or dataset of strings, not one string")
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=vocab_size, output_mode="int", name=name if keep == "first" else f"{name}_words",
+        output_sequence_length=sequence_length if keep == "first" else None)
     vectorizer.adapt(texts)
     if vectorizer.vocabulary_size() <= 2:
         raise ValueError("The texts to adapt the vectorizer on are empty: no word was found")
-    return vectorizer
+    if keep == "first" or sequence_length is None:
+        return vectorizer
+    return keras.Sequential([vectorizer, KeepLastTokens(sequence_length, name=f"{name}_keep_last")], name=name)
+
+
+def vocabulary_size(vectorizer) -> int:
+    """Vocabulary size (padding and unknown included) of a ``word_vectorizer`` result."""
+    layer = vectorizer if isinstance(vectorizer, keras.layers.TextVectorization) else vectorizer.layers[0]
+    return layer.vocabulary_size()
 
 
 def with_text_input(vectorizer, model: keras.Model, name: str | None = None) -> keras.Model:

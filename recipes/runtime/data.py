@@ -388,14 +388,31 @@ def load_image_folder(local_name: str, data_dir: str, image_shape: tuple) -> tup
     return datasets, builder.info.features["label"].names, manifest
 
 
+def first_batch_size(batch_size: int, num_examples: int, replicas: int) -> int:
+    """The global batch to use so that the first batch splits evenly across replicas.
+
+    Keras 3.15 (TensorFlow backend) averages the first distributed batch across replicas
+    to build the model (``_maybe_symbolic_build``); when a data set is smaller than one
+    global batch and its size is not a multiple of the replicas, the per-replica parts
+    differ in shape and that fails ("Inputs to operation AddN ... must have the same size
+    and shape"). A batch that is a multiple of the replicas avoids it; later uneven
+    batches are fine.
+    """
+    if replicas <= 1 or num_examples >= batch_size or num_examples % replicas == 0:
+        return batch_size
+    return max(replicas, num_examples - num_examples % replicas)
+
+
 def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, training: bool, seed: int,
-             augment: Callable | None = None, shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+             augment: Callable | None = None, shuffle_buffer: int = 10_000, replicas: int = 1) -> tf.data.Dataset:
     """cache -> shuffle -> batch -> augment (training only) -> prefetch.
 
-    ``batch_size`` is the global batch; tf.distribute splits each batch across replicas.
+    ``batch_size`` is the global batch; tf.distribute splits each batch across replicas
+    (``replicas`` of them; see ``first_batch_size`` for data smaller than one batch).
     Augmentation runs here rather than inside the model because Keras's random image
     layers cannot be XLA-compiled and would switch XLA off for the whole train step.
     """
+    batch_size = first_batch_size(batch_size, num_examples, replicas)
     # Stating the size lets Keras show progress and know where an epoch ends.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_examples)).cache()
     if training:

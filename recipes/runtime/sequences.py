@@ -19,17 +19,21 @@ from recipes.runtime.data import AUTOTUNE, DataError, Datasets, from_arrays, loa
 # --- text classification -------------------------------------------------------------
 
 
-def text_classification(name: str, data_dir: str, vocab_size: int, sequence_length: int) -> Datasets:
-    """(token ids, label) examples; the vectorizer is adapted on the training texts only."""
+def text_classification(name: str, data_dir: str, vocab_size: int, sequence_length: int,
+                        keep: str = "first") -> Datasets:
+    """(token ids, label) examples; the vectorizer is adapted on the training texts only.
+
+    Texts longer than ``sequence_length`` words keep their ``keep="first"`` or ``"last"`` words.
+    """
     import zoo.text
 
     train, test, num_train, num_test, class_names, source = load_text_classification(name, data_dir)
     vectorizer = zoo.text.word_vectorizer(train.map(lambda text, label: text).batch(1024), vocab_size,
-                                          sequence_length)
-    to_ids = lambda text, label: (vectorizer(text), label)
+                                          sequence_length, keep=keep)
+    to_ids = lambda text, label: (vectorizer(text[None])[0], label)
     return Datasets(train.map(to_ids, num_parallel_calls=AUTOTUNE), test.map(to_ids, num_parallel_calls=AUTOTUNE),
                     name, source, num_train, num_test, (sequence_length,), len(class_names), class_names,
-                    extras={"vectorizer": vectorizer, "vocab_size": vectorizer.vocabulary_size(),
+                    extras={"vectorizer": vectorizer, "vocab_size": zoo.text.vocabulary_size(vectorizer),
                             "tokens_per_example": sequence_length})
 
 

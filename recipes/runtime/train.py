@@ -221,8 +221,9 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
         f"per-replica batch={config.batch_size} global batch={global_batch}")
     train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
-                              seed=config.seed, augment=datasets.augment)
-    test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed)
+                              seed=config.seed, augment=datasets.augment, replicas=placement.replicas)
+    test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed,
+                             replicas=placement.replicas)
 
     with placement.strategy.scope():
         model = module.build_model(config, datasets)
