@@ -1,0 +1,129 @@
+"""Training throughput of the character LSTM (the rnn recipe's language model).
+
+    python benchmarks/rnn_speed.py                 # part of `make bench`
+    python benchmarks/rnn_speed.py --units 256 256 --steps 20
+
+Every variant trains zoo's ``char_lstm`` (64-d embedding, stacked LSTMs, logits over 65
+characters) on the same random windows of 100 characters in this process; the table
+reports characters per second and the ratio to the plain baseline, ``model.fit`` on
+NumPy arrays with Keras's defaults. Variants: a tf.data pipeline, ``steps_per_execution``,
+XLA, and the LSTM unrolled. When PyTorch is installed, the same network in plain PyTorch
+(``nn.Embedding`` + ``nn.LSTM`` + ``nn.Linear``, Adam, same batch) runs last as the
+reference. Timing excludes a warm-up fit that pays for tracing and compilation. What the
+characters say does not change the speed, so the windows are random ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import zoo  # noqa: E402
+
+VOCAB = 65
+
+
+def keras_variant(ids, targets, units, batch, steps, use_tf_data=False, jit_compile=False,
+                  steps_per_execution=1, unroll=False) -> float:
+    keras.utils.set_random_seed(0)
+    model = zoo.build("char_lstm", vocab_size=VOCAB, units=units, sequence_length=ids.shape[1], dropout=0.0)
+    if unroll:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.LSTM):
+                layer.unroll = True
+        model = keras.models.clone_model(model)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    count = batch * steps
+    if use_tf_data:
+        data = tf.data.Dataset.from_tensor_slices((ids[:count], targets[:count])).cache().batch(batch)
+        data = data.prefetch(tf.data.AUTOTUNE)
+        model.fit(data.take(max(2, steps_per_execution)), verbose=0)
+        start = time.perf_counter()
+        model.fit(data, verbose=0)
+    else:
+        model.fit(ids[:batch * 2], targets[:batch * 2], batch_size=batch, verbose=0)
+        start = time.perf_counter()
+        model.fit(ids[:count], targets[:count], batch_size=batch, verbose=0)
+    return count * ids.shape[1] / (time.perf_counter() - start)
+
+
+def torch_reference(ids, targets, units, batch, steps) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+
+    class CharLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(VOCAB, 64)
+            self.lstms = torch.nn.ModuleList(
+                torch.nn.LSTM(size_in, size, batch_first=True) for size_in, size in zip((64, *units[:-1]), units))
+            self.logits = torch.nn.Linear(units[-1], VOCAB)
+
+        def forward(self, x):
+            x = self.embedding(x)
+            for lstm in self.lstms:
+                x, _ = lstm(x)
+            return self.logits(x)
+
+    model = CharLSTM()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x_all, y_all = torch.from_numpy(ids.astype("int64")), torch.from_numpy(targets.astype("int64"))
+
+    def train(count_steps):
+        for step in range(count_steps):
+            x, y = x_all[step * batch:(step + 1) * batch], y_all[step * batch:(step + 1) * batch]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x).reshape(-1, VOCAB), y.reshape(-1))
+            loss.backward()
+            optimizer.step()
+
+    train(2)
+    start = time.perf_counter()
+    train(steps)
+    return batch * steps * ids.shape[1] / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--units", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--length", type=int, default=100)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, VOCAB, (args.batch * args.steps, args.length)).astype("int32")
+    targets = rng.integers(0, VOCAB, ids.shape).astype("int32")
+    units = tuple(args.units)
+    print(f"char_lstm units={list(units)}, batch {args.batch} x {args.length} characters, {args.steps} steps, "
+          f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores")
+    variants = [("fit on NumPy arrays (baseline)", {}),
+                ("tf.data pipeline", {"use_tf_data": True}),
+                ("tf.data + steps_per_execution=8", {"use_tf_data": True, "steps_per_execution": 8}),
+                ("tf.data + XLA", {"use_tf_data": True, "jit_compile": True}),
+                ("tf.data + unrolled LSTM", {"use_tf_data": True, "unroll": True})]
+    baseline = None
+    print(f"{'variant':40s} {'chars/s':>10s} {'ratio':>7s}")
+    for name, options in variants:
+        speed = keras_variant(ids, targets, units, args.batch, args.steps, **options)
+        baseline = baseline or speed
+        print(f"{name:40s} {speed:10.0f} {speed / baseline:6.2f}x", flush=True)
+    speed = torch_reference(ids, targets, units, args.batch, args.steps)
+    if speed:
+        import torch
+        print(f"{'plain PyTorch ' + torch.__version__:40s} {speed:10.0f} {speed / baseline:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
