@@ -27,7 +27,7 @@ def test_rows_append_and_new_metrics_extend_the_columns(tmp_path):
     assert pd.isna(table["test_top5"][0]) and table["test_top5"][1] == 0.9
     assert table["commit"][0] == "0123abc"
     readme = (tmp_path / "README.md").read_text()
-    assert "## cnn" in readme and "| 0.7500 |" in readme and "`zoo run cnn` (tfds)" in readme
+    assert "## cnn" in readme and "| 0.7500 |" in readme and "`zoo run cnn` at commit 0123abc (tfds)" in readme
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
 
 

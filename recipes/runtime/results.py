@@ -32,6 +32,8 @@ COLUMN_MEANINGS = {
     "train_seconds": "wall time of model.fit, compilation included",
     "samples_per_second": "training examples processed per second over the whole fit",
     "test_*": "metrics on the held-out test split after the last epoch",
+    "tokens_per_second": "for sequence models: tokens (characters, words) processed per second in training",
+    "naive_mae, naive_rmse": "forecasting: errors of the last-value forecast on the same test windows",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",
@@ -87,7 +89,9 @@ def _cell(value) -> str:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    metrics = sorted(column for column in table.columns if column.startswith("test_"))
+    # Test metrics, then the recipe's own figures (baselines, tokens per second ...).
+    metrics = [column for column in ordered_columns(table.columns)
+               if column not in COLUMNS and column not in TAIL_COLUMNS]
     columns = [column for column in SUMMARY_COLUMNS[:3] if column in table] + metrics + \
               [column for column in SUMMARY_COLUMNS[3:] if column in table]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -108,7 +112,7 @@ def write_readme(results_dir: str) -> str:
         sections += [f"## {recipe}", "", markdown_table(table), "",
                      "Commands and data sources:", ""]
         for index, row in table.iterrows():
-            sections.append(f"{index + 1}. `{row['command']}` ({row['dataset_source']})")
+            sections.append(f"{index + 1}. `{row['command']}` at commit {row['commit']} ({row['dataset_source']})")
         sections.append("")
     sections += ["## Column meanings", ""]
     sections += [f"- `{name}`: {meaning}" for name, meaning in COLUMN_MEANINGS.items()]
