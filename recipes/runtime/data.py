@@ -439,5 +439,6 @@ def digits_datasets(seed: int):
                     source, len(x_train), len(x_test), (8, 8, 1), 10,
                     [str(label) for label in np.unique(digits.target)])
 
+
 def from_arrays(features: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((features, labels))
