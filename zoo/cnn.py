@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers import SHORTCUTS, classifier_head, conv_bn_relu, residual_block
+from zoo.layers import SHORTCUTS, check_choice, classifier_head, conv_bn_relu, residual_block
 from zoo.registry import register_model
 
 
@@ -58,8 +58,7 @@ def resnet(depth: int = 20, num_classes: int = 10, input_shape: Sequence[int] = 
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110 ...), got {depth}")
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f"Unknown shortcut={shortcut!r}; expected one of {list(SHORTCUTS)}")
+    check_choice("shortcut", shortcut, SHORTCUTS)
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}")
     blocks_per_stage = (depth - 2) // 6

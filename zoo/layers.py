@@ -13,6 +13,12 @@ from keras import layers, ops
 SHORTCUTS = ("zero_pad", "projection")
 
 
+def check_choice(name: str, value, allowed) -> None:
+    """Raise ``ValueError`` naming the bad value and the allowed ones, as every builder does."""
+    if value not in allowed:
+        raise ValueError(f"Unknown {name}={value!r}; expected one of {list(allowed)}")
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class ZeroPadShortcut(layers.Layer):
     """He et al.'s option-A shortcut: subsample by ``stride`` and zero-pad new channels.
@@ -62,8 +68,7 @@ def residual_block(x, filters: int, stride: int = 1, shortcut: str = "zero_pad",
     (option A, parameter-free, as in the paper's CIFAR networks) or ``"projection"``
     (option B, a strided 1x1 convolution with batch norm).
     """
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f"Unknown shortcut={shortcut!r}; expected one of {list(SHORTCUTS)}")
+    check_choice("shortcut", shortcut, SHORTCUTS)
     residual = conv_bn_relu(x, filters, 3, stride, weight_decay, name=f"{name}_1")
     residual = conv_bn_relu(residual, filters, 3, 1, weight_decay, activation=False, name=f"{name}_2")
     identity = x
@@ -136,8 +141,7 @@ class MaskedPooling1D(layers.Layer):
 
     def __init__(self, mode: str = "max", **kwargs):
         super().__init__(**kwargs)
-        if mode not in POOLINGS:
-            raise ValueError(f"Unknown mode={mode!r}; expected one of {list(POOLINGS)}")
+        check_choice("mode", mode, POOLINGS)
         self.mode = mode
         self.supports_masking = True
 

@@ -14,16 +14,11 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers import PlaygroundFeatures, classifier_head
+from zoo.layers import PlaygroundFeatures, check_choice, classifier_head
 from zoo.registry import register_model
 
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
 HEADS = ("classification", "regression")
-
-
-def _check_choice(name: str, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"Unknown {name}={value!r}; expected one of {list(allowed)}")
 
 
 @register_model
@@ -45,8 +40,8 @@ def mlp(input_shape: Sequence[int] = (2,), hidden_units: Sequence[int] = (64, 64
         input_features: for 2-D points, the Playground features computed inside the model
             (any of ``zoo.layers.PLAYGROUND_FEATURES``); ``None`` feeds the input as it is.
     """
-    _check_choice("activation", activation, ACTIVATIONS)
-    _check_choice("head", head, HEADS)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("head", head, HEADS)
     if any(int(units) < 1 for units in hidden_units):
         raise ValueError(f"hidden_units must all be positive, got {list(hidden_units)}")
     if not 0.0 <= dropout < 1.0:

@@ -27,17 +27,12 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers import AddLastValue, MaskedPooling1D, RelativeToLast, Standardize, classifier_head
+from zoo.layers import AddLastValue, MaskedPooling1D, RelativeToLast, Standardize, check_choice, classifier_head
 from zoo.registry import register_model
 
 CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 HEADS = ("classify", "language_model", "forecast")
 POOLINGS = ("last", "max", "mean")
-
-
-def _check_choice(name: str, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"Unknown {name}={value!r}; expected one of {list(allowed)}")
 
 
 def recurrent_stack(x, cell: str = "lstm", units: Sequence[int] = (64,), bidirectional: bool = False,
@@ -48,7 +43,7 @@ def recurrent_stack(x, cell: str = "lstm", units: Sequence[int] = (64,), bidirec
     Masks from an ``Embedding(mask_zero=True)`` flow through, so padded steps change
     neither the states nor the result.
     """
-    _check_choice("cell", cell, CELLS)
+    check_choice("cell", cell, CELLS)
     if not units or any(int(size) < 1 for size in units):
         raise ValueError(f"units must be a non-empty list of positive sizes, got {list(units)}")
     if not (0.0 <= dropout < 1.0 and 0.0 <= recurrent_dropout < 1.0):
@@ -91,10 +86,10 @@ def rnn(head: str = "classify", cell: str = "lstm", units: Sequence[int] = (64,)
         scale: typical size of a change within a window, in raw units (a scalar or one per
             feature), e.g. the standard deviation of ``window - last value`` on training data.
     """
-    _check_choice("head", head, HEADS)
+    check_choice("head", head, HEADS)
     stack = dict(cell=cell, units=units, dropout=dropout, recurrent_dropout=recurrent_dropout)
     if head == "classify":
-        _check_choice("pooling", pooling, POOLINGS)
+        check_choice("pooling", pooling, POOLINGS)
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if input_shape is not None:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 import keras
 import numpy as np
 
-from zoo.layers import KeepLastTokens
+from zoo.layers import KeepLastTokens, check_choice
 
 
 KEEP = ("first", "last")
@@ -40,8 +40,7 @@ def word_vectorizer(texts, vocab_size: int = 20000, sequence_length: int | None 
     is Keras layers, so a model saved behind it takes raw text; ``vocabulary_size(v)``
     reads its vocabulary size.
     """
-    if keep not in KEEP:
-        raise ValueError(f"Unknown keep={keep!r}; expected one of {list(KEEP)}")
+    check_choice("keep", keep, KEEP)
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be at least 3 (padding, unknown and one word), got {vocab_size}")
     if isinstance(texts, str):

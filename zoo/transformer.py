@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from zoo.layers import MaskedPooling1D, PatchEmbedding, TokenAndPositionEmbedding, TransformerBlock, \
-    classifier_head
+    check_choice, classifier_head
 from zoo.registry import register_model
 from zoo.text import generate  # noqa: F401  (sampling works for the GPT as for the char LSTM)
 
@@ -55,8 +55,7 @@ def transformer_classifier(vocab_size: int = 20000, sequence_length: int = 256, 
         pooling: ``"mean"`` or ``"max"`` over the unpadded positions, or the ``"first"`` token.
     """
     _check_sizes(depth, embed_dim, num_heads)
-    if pooling not in POOLINGS:
-        raise ValueError(f"Unknown pooling={pooling!r}; expected one of {list(POOLINGS)}")
+    check_choice("pooling", pooling, POOLINGS)
     inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # any length up to sequence_length
     x = TokenAndPositionEmbedding(vocab_size, sequence_length, embed_dim, mask_zero=True, name="embedding")(inputs)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)

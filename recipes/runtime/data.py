@@ -339,13 +339,18 @@ def count_examples(dataset: tf.data.Dataset) -> int:
     return cardinality if cardinality >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
 
 
+def split_sizes(info, train: tf.data.Dataset, test: tf.data.Dataset) -> tuple[int, int]:
+    """Examples in the train and test splits: tfds's metadata, else counted."""
+    try:
+        return info.splits["train"].num_examples, info.splits["test"].num_examples
+    except KeyError:  # split sizes are unknown when tfds.testing.mock_data has no metadata
+        return count_examples(train), count_examples(test)
+
+
 def load_image_classification(name: str, data_dir: str) -> Datasets:
     """A tfds image-classification dataset (mnist, fashion_mnist, cifar10 ...) as ``Datasets``."""
     (train, test), info, source = load_tfds(name, data_dir)
-    try:
-        num_train, num_test = info.splits["train"].num_examples, info.splits["test"].num_examples
-    except KeyError:  # split sizes are unknown when tfds.testing.mock_data has no metadata
-        num_train, num_test = count_examples(train), count_examples(test)
+    num_train, num_test = split_sizes(info, train, test)
     label = info.features["label"]
     return Datasets(train, test, name, source, num_train, num_test, tuple(info.features["image"].shape),
                     label.num_classes, list(label.names))
@@ -354,10 +359,7 @@ def load_image_classification(name: str, data_dir: str) -> Datasets:
 def load_text_classification(name: str, data_dir: str) -> tuple[tf.data.Dataset, tf.data.Dataset, int, int, list, str]:
     """``(train, test, num_train, num_test, class_names, source)`` of (text, label) pairs, e.g. imdb_reviews."""
     (train, test), info, source = load_tfds(name, data_dir)
-    try:
-        num_train, num_test = info.splits["train"].num_examples, info.splits["test"].num_examples
-    except KeyError:  # unknown under tfds.testing.mock_data without metadata
-        num_train, num_test = count_examples(train), count_examples(test)
+    num_train, num_test = split_sizes(info, train, test)
     return train, test, num_train, num_test, list(info.features["label"].names), source
 
 
