@@ -13,6 +13,7 @@ RECIPES = {
     "mlp": "Feed-forward networks on the TensorFlow Playground's data sets",
     "cnn": "Convnets: the classic MNIST convnet, CIFAR ResNets",
     "rnn": "Recurrent networks: IMDB sentiment, a character language model, time-series forecasting",
+    "transformer": "Transformers: an IMDB encoder classifier, a character GPT, a Vision Transformer",
 }
 
 

@@ -306,20 +306,24 @@ class TransformerBlock(layers.Layer):
 
     ``causal=True`` lets position t attend only to positions up to t (a decoder); a
     padding mask from the embedding keeps every position from attending to padding.
-    The MLP is two dense layers with GELU, ``mlp_dim`` wide.
+    The MLP is two dense layers with GELU, ``mlp_dim`` wide. ``dropout`` applies to both
+    residual branches; ``attention_dropout`` to the attention weights, off by default:
+    on 2 CPU cores it halved the training speed of IMDB's 400-token classifier (16
+    against 30 examples/s: a random number for every query-key pair).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, mlp_dim: int, dropout: float = 0.0,
-                 causal: bool = False, epsilon: float = 1e-6, **kwargs):
+                 causal: bool = False, epsilon: float = 1e-6, attention_dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.embed_dim, self.num_heads, self.mlp_dim = int(embed_dim), int(num_heads), int(mlp_dim)
         self.dropout, self.causal, self.epsilon = float(dropout), bool(causal), float(epsilon)
+        self.attention_dropout = float(attention_dropout)
         self.supports_masking = True
         self.attention_norm = layers.LayerNormalization(epsilon=epsilon, name="attention_norm")
-        self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads, dropout=dropout,
-                                                   name="attention")
+        self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads,
+                                                   dropout=attention_dropout, name="attention")
         self.mlp_norm = layers.LayerNormalization(epsilon=epsilon, name="mlp_norm")
         self.mlp_hidden = layers.Dense(mlp_dim, activation="gelu", name="mlp_hidden")
         self.mlp_output = layers.Dense(embed_dim, name="mlp_output")
@@ -349,7 +353,8 @@ class TransformerBlock(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "mlp_dim": self.mlp_dim, "dropout": self.dropout, "causal": self.causal, "epsilon": self.epsilon}
+                "mlp_dim": self.mlp_dim, "dropout": self.dropout, "causal": self.causal, "epsilon": self.epsilon,
+                "attention_dropout": self.attention_dropout}
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -12,6 +12,7 @@ with ``keras.layers``/``keras.ops`` only, so the models run on any Keras backend
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
@@ -32,10 +33,11 @@ def _check_sizes(depth: int, embed_dim: int, num_heads: int):
 
 
 def encoder_stack(x, depth: int, embed_dim: int, num_heads: int, mlp_dim: int, dropout: float,
-                  causal: bool = False, name: str = "block"):
+                  causal: bool = False, attention_dropout: float = 0.0, name: str = "block"):
     """``depth`` transformer blocks and the final LayerNorm of a pre-norm transformer."""
     for index in range(depth):
-        x = TransformerBlock(embed_dim, num_heads, mlp_dim, dropout, causal=causal, name=f"{name}{index + 1}")(x)
+        x = TransformerBlock(embed_dim, num_heads, mlp_dim, dropout, causal=causal,
+                             attention_dropout=attention_dropout, name=f"{name}{index + 1}")(x)
     return layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
 
 
@@ -44,7 +46,7 @@ def transformer_classifier(vocab_size: int = 20000, sequence_length: int = 256, 
                            depth: int = 2, num_heads: int = 4, mlp_dim: int | None = None, dropout: float = 0.1,
                            pooling: str = "mean", num_classes: int = 2,
                            classifier_activation: str | None = "softmax", head_dropout: float = 0.1,
-                           name: str = "transformer_classifier") -> keras.Model:
+                           attention_dropout: float = 0.0, name: str = "transformer_classifier") -> keras.Model:
     """An encoder over token ids (0 is padding and is masked) with a classification head.
 
     Args:
@@ -53,13 +55,16 @@ def transformer_classifier(vocab_size: int = 20000, sequence_length: int = 256, 
         embed_dim, depth, num_heads, mlp_dim: width, blocks, heads and MLP width
             (default ``4 * embed_dim``).
         pooling: ``"mean"`` or ``"max"`` over the unpadded positions, or the ``"first"`` token.
+        dropout, attention_dropout: on the embeddings and residual branches, and on the
+            attention weights (see ``zoo.layers.TransformerBlock``).
     """
     _check_sizes(depth, embed_dim, num_heads)
     check_choice("pooling", pooling, POOLINGS)
     inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # any length up to sequence_length
     x = TokenAndPositionEmbedding(vocab_size, sequence_length, embed_dim, mask_zero=True, name="embedding")(inputs)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
-    x = encoder_stack(x, depth, embed_dim, num_heads, mlp_dim or 4 * embed_dim, dropout)
+    x = encoder_stack(x, depth, embed_dim, num_heads, mlp_dim or 4 * embed_dim, dropout,
+                      attention_dropout=attention_dropout)
     x = x[:, 0] if pooling == "first" else MaskedPooling1D(pooling, name=f"{pooling}_pool")(x)
     outputs = classifier_head(x, num_classes, classifier_activation, head_dropout)
     return keras.Model(inputs, outputs, name=name)
@@ -67,7 +72,8 @@ def transformer_classifier(vocab_size: int = 20000, sequence_length: int = 256, 
 
 @register_model
 def gpt(vocab_size: int = 65, sequence_length: int = 128, embed_dim: int = 128, depth: int = 4,
-        num_heads: int = 4, mlp_dim: int | None = None, dropout: float = 0.1, name: str = "gpt") -> keras.Model:
+        num_heads: int = 4, mlp_dim: int | None = None, dropout: float = 0.1, attention_dropout: float = 0.0,
+        name: str = "gpt") -> keras.Model:
     """A decoder-only language model: causal blocks, next-token logits at every position.
 
     Position t sees positions 0..t only, so logits at t never depend on later tokens;
@@ -77,7 +83,8 @@ def gpt(vocab_size: int = 65, sequence_length: int = 128, embed_dim: int = 128, 
     inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = TokenAndPositionEmbedding(vocab_size, sequence_length, embed_dim, name="embedding")(inputs)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
-    x = encoder_stack(x, depth, embed_dim, num_heads, mlp_dim or 4 * embed_dim, dropout, causal=True)
+    x = encoder_stack(x, depth, embed_dim, num_heads, mlp_dim or 4 * embed_dim, dropout, causal=True,
+                      attention_dropout=attention_dropout)
     x = layers.Dense(vocab_size, name="logits_dense")(x)
     outputs = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -86,7 +93,8 @@ def gpt(vocab_size: int = 65, sequence_length: int = 128, embed_dim: int = 128, 
 @register_model
 def vit(input_shape: Sequence[int] = (32, 32, 3), patch_size: int = 4, embed_dim: int = 128, depth: int = 6,
         num_heads: int = 4, mlp_dim: int | None = None, dropout: float = 0.1, num_classes: int = 10,
-        classifier_activation: str | None = "softmax", name: str = "vit") -> keras.Model:
+        classifier_activation: str | None = "softmax", attention_dropout: float = 0.0,
+        name: str = "vit") -> keras.Model:
     """A Vision Transformer for small images: patches, class token, blocks, head on the class token.
 
     Takes raw pixels (0-255); rescaling to [0, 1] is a layer inside the model.
@@ -96,7 +104,8 @@ def vit(input_shape: Sequence[int] = (32, 32, 3), patch_size: int = 4, embed_dim
     x = layers.Rescaling(1 / 255, name="rescale")(inputs)
     x = PatchEmbedding(patch_size, embed_dim, name="patches")(x)
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
-    x = encoder_stack(x, depth, embed_dim, num_heads, mlp_dim or 2 * embed_dim, dropout)
+    x = encoder_stack(x, depth, embed_dim, num_heads, mlp_dim or 2 * embed_dim, dropout,
+                      attention_dropout=attention_dropout)
     outputs = classifier_head(x[:, 0], num_classes, classifier_activation)
     return keras.Model(inputs, outputs, name=name)
 
@@ -139,7 +148,43 @@ def vit_tiny(**kwargs) -> keras.Model:
 
 
 @register_model
+def vit_mnist(**kwargs) -> keras.Model:
+    """28x28x1 images in 7x7 patches (16 tokens + class token), 4 blocks of width 64, 4 heads."""
+    options = dict(input_shape=(28, 28, 1), patch_size=7, embed_dim=64, depth=4, num_heads=4) | kwargs
+    return vit(name="vit_mnist", **options)
+
+
+@register_model
 def vit_cifar(**kwargs) -> keras.Model:
     """32x32x3 images in 4x4 patches (64 tokens + class token), 6 blocks of width 128."""
     options = dict(input_shape=(32, 32, 3), patch_size=4, embed_dim=128, depth=6, num_heads=4) | kwargs
     return vit(name="vit_cifar", **options)
+
+
+# --- cost -----------------------------------------------------------------------------
+
+def forward_flops(model: keras.Model, tokens: int | None = None) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one example's forward pass through the
+    matrix products of a zoo transformer: attention projections, attention scores and
+    weighted sums, MLPs, patch projection and dense heads. Embedding lookups, norms and
+    softmax are left out, as is usual. Training costs about three times this.
+
+    ``tokens`` gives the sequence length where the model takes any length (the classifier).
+    """
+    total = 0
+    for layer in model.layers:
+        if not layer.built or isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, TransformerBlock):
+            steps = layer.output.shape[1] or tokens
+            if steps is None:
+                raise ValueError(f"{model.name} takes sequences of any length; pass tokens=")
+            width = layer.embed_dim
+            projections = 2 * steps * (4 * width * width + 2 * width * layer.mlp_dim)
+            total += projections + 2 * 2 * steps * steps * width  # scores (QK^T) and weighted sum (AV)
+        elif isinstance(layer, PatchEmbedding):
+            total += 2 * layer.num_patches * math.prod(layer.projection.kernel.shape)
+        elif isinstance(layer, layers.Dense):
+            positions = math.prod(size or tokens or 1 for size in layer.output.shape[1:-1])
+            total += 2 * positions * math.prod(layer.kernel.shape)
+    return int(total)

@@ -88,7 +88,7 @@ def character_windows(name: str, data_dir: str, sequence_length: int) -> Dataset
 
 
 def write_samples(model, extras: dict, run_dir: str, length: int, temperature: float, seed: int,
-                  excerpt_chars: int = 600) -> str:
+                  excerpt_chars: int = 600, top_k: int | None = None) -> str:
     """Generate ``length`` characters after a prompt from the test text; write ``samples.txt``
     (with the vocabulary beside it as ``vocabulary.json``) and the excerpt ``sample.txt``."""
     import zoo.text
@@ -96,9 +96,10 @@ def write_samples(model, extras: dict, run_dir: str, length: int, temperature: f
     vocabulary = extras["vocabulary"]
     vocabulary.save(os.path.join(run_dir, "vocabulary.json"))
     prompt = extras["test_text"][:60]
-    sample = zoo.text.generate(model, vocabulary, prompt, length=length, temperature=temperature, seed=seed)
+    sample = zoo.text.generate(model, vocabulary, prompt, length=length, temperature=temperature, top_k=top_k,
+                               seed=seed)
     header = f"# prompt (the first 60 characters of the test split), then {length} sampled characters at " \
-             f"temperature {temperature}, seed {seed}\n"
+             f"temperature {temperature}{f', top-k {top_k}' if top_k else ''}, seed {seed}\n"
     with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as handle:
         handle.write(header + prompt + sample + "\n")
     with open(os.path.join(run_dir, "sample.txt"), "w", encoding="utf-8") as handle:
