@@ -28,6 +28,7 @@ test-slow: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/cnn_speed.py
 	$(BIN)/python benchmarks/rnn_speed.py
+	$(BIN)/python benchmarks/transformer_speed.py
 
 # Prepare MNIST, Fashion-MNIST and the CIFAR-10 JPEG copy in $(ZOO_DATA_DIR) from local raw files.
 import-data: $(BIN)/.installed

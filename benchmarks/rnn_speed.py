@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,12 +25,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
+from timing import keras_fit_speed, torch_train_speed  # noqa: E402
 
 VOCAB = 65
 
 
-def keras_variant(ids, targets, units, batch, steps, use_tf_data=False, jit_compile=False,
-                  steps_per_execution=1, unroll=False) -> float:
+def keras_variant(ids, targets, units, batch, steps, unroll=False, **options) -> float:
     keras.utils.set_random_seed(0)
     model = zoo.build("char_lstm", vocab_size=VOCAB, units=units, sequence_length=ids.shape[1], dropout=0.0)
     if unroll:
@@ -39,20 +38,8 @@ def keras_variant(ids, targets, units, batch, steps, use_tf_data=False, jit_comp
             if isinstance(layer, keras.layers.LSTM):
                 layer.unroll = True
         model = keras.models.clone_model(model)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-    count = batch * steps
-    if use_tf_data:
-        data = tf.data.Dataset.from_tensor_slices((ids[:count], targets[:count])).cache().batch(batch)
-        data = data.prefetch(tf.data.AUTOTUNE)
-        model.fit(data.take(max(2, steps_per_execution)), verbose=0)
-        start = time.perf_counter()
-        model.fit(data, verbose=0)
-    else:
-        model.fit(ids[:batch * 2], targets[:batch * 2], batch_size=batch, verbose=0)
-        start = time.perf_counter()
-        model.fit(ids[:count], targets[:count], batch_size=batch, verbose=0)
-    return count * ids.shape[1] / (time.perf_counter() - start)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras_fit_speed(model, ids, targets, batch, steps, loss, **options) * ids.shape[1]
 
 
 def torch_reference(ids, targets, units, batch, steps) -> float | None:
@@ -76,23 +63,7 @@ def torch_reference(ids, targets, units, batch, steps) -> float | None:
                 x, _ = lstm(x)
             return self.logits(x)
 
-    model = CharLSTM()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x_all, y_all = torch.from_numpy(ids.astype("int64")), torch.from_numpy(targets.astype("int64"))
-
-    def train(count_steps):
-        for step in range(count_steps):
-            x, y = x_all[step * batch:(step + 1) * batch], y_all[step * batch:(step + 1) * batch]
-            optimizer.zero_grad()
-            loss = loss_fn(model(x).reshape(-1, VOCAB), y.reshape(-1))
-            loss.backward()
-            optimizer.step()
-
-    train(2)
-    start = time.perf_counter()
-    train(steps)
-    return batch * steps * ids.shape[1] / (time.perf_counter() - start)
+    return torch_train_speed(CharLSTM(), ids, targets, batch, steps) * ids.shape[1]
 
 
 def main():

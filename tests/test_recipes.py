@@ -15,7 +15,7 @@ from recipes.runtime import data, results, train
 from tests.conftest import run_cli
 
 # Chance is 1/num_classes; a quick run must beat it by a clear margin.
-QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60, "rnn": 0.60}
+QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60, "rnn": 0.60, "transformer": 0.60}
 
 
 @pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
@@ -204,3 +204,54 @@ def test_rnn_bad_sequence_settings_exit_with_a_clear_message(tmp_path):
     result = run_cli("run", "rnn", "--dataset", "co2", "--model", "resnet20", "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 2
     assert "--model resnet20 does not fit the forecast task" in result.stderr
+
+
+@pytest.mark.parametrize("dataset", ["sklearn_docs", "digits"])
+def test_transformer_quick_gpt_and_vit_on_two_replicas(dataset, tmp_path):
+    result = run_cli("run", "transformer", "--quick", "--dataset", dataset, "--cpu-replicas", "2",
+                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "strategy=mirrored replicas=2" in result.stdout
+    row = results.read_csv(tmp_path / "results" / "transformer.csv").iloc[0]
+    assert row["dataset"] == dataset and row["depth"] == 2 and row["flops_per_example"] > 0
+    assert row["tokens_per_second"] > 0
+    if dataset == "sklearn_docs":
+        vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())["chars"]
+        # Chance is ln(vocabulary size) nats per character; a quick run must be clearly below it.
+        assert row["test_loss"] < np.log(len(vocabulary)) - 0.8, row["test_loss"]
+        sample = (tmp_path / "run" / "samples.txt").read_text().split("\n", 1)[1]
+        assert set(sample) <= set(vocabulary) | {"\n"}
+        assert (tmp_path / "results" / "transformer" / train.published_name(row, "sample.txt")).exists()
+    else:
+        assert row["patch_size"] == 2 and row["test_accuracy"] > 0.6, row["test_accuracy"]
+
+
+def test_transformer_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
+    module = recipes.load("transformer")
+    config = config_lib.make_config(module.Config, dataset="imdb_reviews", epochs=1, model="transformer_classifier_tiny",
+                                    vocab_size=200, sequence_length=16, strategy="cpu", verbose=0,
+                                    data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "run"),
+                                    results_dir=str(tmp_path / "results"))
+    with tfds.testing.mock_data(num_examples=64):
+        row = train.run("transformer", module, config, command="test", log=lambda message: None)
+    assert (row["dataset"], row["model"], row["epochs"]) == ("imdb_reviews", "transformer_classifier_tiny", 1)
+    assert row["flops_per_example"] > 0 and row["tokens_per_second"] > 0
+    text_model = keras.models.load_model(tmp_path / "run" / "text_model.keras")
+    assert text_model.predict(np.array(["a review in words"], dtype=object), verbose=0).shape == (1, 2)
+
+
+def test_transformer_bad_settings_exit_with_a_clear_message(tmp_path):
+    module = recipes.load("transformer")
+    with pytest.raises(config_lib.ConfigError, match=r"--dropout must be in \[0, 1\); got 1.5"):
+        config_lib.make_config(module.Config, quick=True, dropout=1.5)
+    config = config_lib.make_config(module.Config, quick=True, dataset="sklearn_docs", patch_size=4)
+    with pytest.raises(config_lib.ConfigError, match="--patch-size applies to the Vision Transformer"):
+        module.build_model(config, module.make_datasets(config))
+    # End to end: a model made for another task exits 2 with the reason and writes no row.
+    result = run_cli("run", "transformer", "--quick", "--dataset", "digits", "--model", "char_gpt_tiny",
+                     "--output-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"))
+    assert result.returncode == 2 and "--model char_gpt_tiny does not fit the image task" in result.stderr
+    assert not (tmp_path / "results").exists()

@@ -53,3 +53,30 @@ def test_vit_takes_raw_pixels_and_checks_the_patch_size():
         zoo.build("vit", input_shape=(32, 32, 3), patch_size=5)
     with pytest.raises(ValueError, match="divisible by num_heads"):
         zoo.build("gpt", embed_dim=30, num_heads=4)
+
+
+def test_forward_flops_match_a_hand_count():
+    from zoo.transformer import forward_flops
+
+    model = zoo.build("gpt", vocab_size=10, sequence_length=8, embed_dim=16, depth=2, num_heads=2, mlp_dim=32)
+    per_block = 2 * 8 * (4 * 16 * 16 + 2 * 16 * 32) + 4 * 8 * 8 * 16  # projections + MLP, then QK^T and AV
+    assert forward_flops(model) == 2 * per_block + 2 * 8 * 16 * 10  # + the logits at every position
+    vit = zoo.build("vit_tiny", num_classes=10)  # 16 patches of 7x7x1 -> 32, class token: 17 tokens
+    per_block = 2 * 17 * (4 * 32 * 32 + 2 * 32 * 64) + 4 * 17 * 17 * 32
+    assert forward_flops(vit) == 2 * 16 * 49 * 32 + 2 * per_block + 2 * 32 * 10
+    classifier = zoo.build("transformer_classifier_tiny")  # takes any length: the count needs one
+    with pytest.raises(ValueError, match="pass tokens="):
+        forward_flops(classifier)
+    assert forward_flops(classifier, tokens=64) > forward_flops(classifier, tokens=32) > 0
+
+
+def test_attention_dropout_is_its_own_setting_and_survives_saving(tmp_path):
+    model = zoo.build("char_gpt_tiny", dropout=0.0, attention_dropout=0.2)
+    block = model.get_layer("block1")
+    assert (block.dropout, block.attention_dropout, block.attention.dropout) == (0.0, 0.2, 0.2)
+    model.save(tmp_path / "gpt.keras")
+    loaded = keras.models.load_model(tmp_path / "gpt.keras").get_layer("block1")
+    assert (loaded.dropout, loaded.attention_dropout) == (0.0, 0.2)
+    ids = np.random.default_rng(0).integers(0, 65, (2, 32)).astype("int32")
+    # In inference, dropout of either kind is off: the outputs are deterministic.
+    np.testing.assert_allclose(model(ids, training=False), model(ids, training=False))

@@ -34,6 +34,9 @@ COLUMN_MEANINGS = {
     "test_*": "metrics on the held-out test split after the last epoch",
     "tokens_per_second": "for sequence models: tokens (characters, words) processed per second in training",
     "naive_mae, naive_rmse": "forecasting: errors of the last-value forecast on the same test windows",
+    "flops_per_example": "transformers: forward-pass matrix-product FLOPs of one example (training is about 3x; "
+                         "zoo.transformer.forward_flops)",
+    "depth, embed_dim, patch_size": "transformers: blocks, width and (ViT) patch size of the trained model",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",
