@@ -111,6 +111,19 @@ def test_config_json_records_the_resolved_configuration(tmp_path):
     assert saved["config"]["hidden_units"] == [4, 2] and saved["row"]["date"] == row["date"]
 
 
+def test_validation_freq_evaluates_every_nth_and_the_last_epoch(tmp_path):
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=5, validation_freq=2, strategy="cpu", verbose=0,
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    assert train.validation_epochs(config) == [2, 4, 5]
+    train.run("mlp", module, config, log=lambda message: None)
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["val_loss"].notna().tolist() == [False, True, False, True, True]
+    config.validation_freq = 0
+    with pytest.raises(config_lib.ConfigError, match="--validation-freq must be at least 1, got 0"):
+        train.validation_epochs(config)
+
+
 def test_tracking_mlflow_logs_params_metrics_and_artifacts(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason="mlflow is an optional extra: pip install -e '.[mlflow]'")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())

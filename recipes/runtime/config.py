@@ -41,6 +41,7 @@ class RunConfig:
     output_dir: str = ""  # run artifacts; default runs/<recipe>/<model>-<dataset>[-quick]
     results_dir: str = ""  # default results/ (quick runs: runs/quick-results/)
     tracking: Literal["none", "mlflow"] = "none"
+    validation_freq: int = 1  # evaluate on the test split every N epochs during training (the last always)
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
     train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)
     quick: bool = False  # train for seconds on small data that ships inside a package

@@ -73,6 +73,17 @@ def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
     return os.path.exists(os.path.join(backup_dir, "training_metadata.json"))
 
 
+class BlankValidation(keras.callbacks.Callback):
+    """Give epochs that skip validation (``--validation-freq``) empty ``val_*`` entries, so
+    CSVLogger, which fixes its columns at the first epoch, keeps the later ones."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for key in [key for key in logs if not key.startswith("val_") and key != "learning_rate"]:
+            logs.setdefault(f"val_{key}", float("nan"))
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stop at the first non-finite training loss and remember where it happened."""
 
@@ -104,6 +115,17 @@ def use_xla(config: config_lib.RunConfig) -> bool:
 def compile_options(config: config_lib.RunConfig) -> dict:
     """The keyword arguments of ``model.compile`` that every recipe shares."""
     return {"jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution}
+
+
+def validation_epochs(config: config_lib.RunConfig) -> list[int]:
+    """The epochs (1-based) that evaluate on the test split: every ``validation_freq``-th and the last.
+
+    Evaluating a large test set costs as much as a good part of an epoch (IMDB's 25,000
+    reviews through attention), so long runs may evaluate less often than every epoch.
+    """
+    if config.validation_freq < 1:
+        raise config_lib.ConfigError(f"--validation-freq must be at least 1, got {config.validation_freq}")
+    return sorted({*range(config.validation_freq, config.epochs + 1, config.validation_freq), config.epochs})
 
 
 def steps_per_epoch(config: config_lib.RunConfig, num_examples: int) -> int:
@@ -238,7 +260,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         os.remove(history_csv)
     nan_guard = StopOnNaN()
     # double_checkpoint keeps the previous epoch's state too, for a run killed mid-save.
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
                  keras.callbacks.CSVLogger(history_csv, append=True),
                  keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
                  nan_guard, *(extra_callbacks or [])]
@@ -246,7 +268,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     start = time.perf_counter()
     try:
         history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
-                            verbose=config.verbose)
+                            validation_freq=validation_epochs(config), verbose=config.verbose)
     except OSError as error:
         if not resuming:
             raise
