@@ -49,3 +49,32 @@ def torch_train_speed(model, inputs: np.ndarray, targets: np.ndarray, batch: int
     start = time.perf_counter()
     train(steps)
     return batch * steps / (time.perf_counter() - start)
+
+
+# The Keras variants both sequence benchmarks compare with the plain ``fit`` baseline.
+VARIANTS = [("fit on NumPy arrays (baseline)", {}),
+            ("tf.data pipeline", {"use_tf_data": True}),
+            ("tf.data + steps_per_execution=8", {"use_tf_data": True, "steps_per_execution": 8}),
+            ("tf.data + XLA", {"use_tf_data": True, "jit_compile": True})]
+
+
+def random_windows(vocab: int, count: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random token windows and targets: what the characters say does not change the speed."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocab, (count, length)).astype("int32")
+    return ids, rng.integers(0, vocab, ids.shape).astype("int32")
+
+
+def print_table(variants, measure, torch_measure, unit: str = "chars/s") -> None:
+    """Time each ``(name, options)`` with ``measure(**options)``, then the PyTorch reference
+    (``torch_measure()``, None when PyTorch is missing); print speeds and ratios to the first."""
+    baseline = None
+    print(f"{'variant':40s} {unit:>10s} {'ratio':>7s}")
+    for name, options in variants:
+        speed = measure(**options)
+        baseline = baseline or speed
+        print(f"{name:40s} {speed:10.0f} {speed / baseline:6.2f}x", flush=True)
+    speed = torch_measure()
+    if speed:
+        import torch
+        print(f"{'plain PyTorch ' + torch.__version__:40s} {speed:10.0f} {speed / baseline:6.2f}x")

@@ -21,11 +21,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from timing import keras_fit_speed, torch_train_speed  # noqa: E402
+from timing import VARIANTS, keras_fit_speed, print_table, random_windows, torch_train_speed  # noqa: E402
 
 VOCAB = 65
 
@@ -85,26 +84,12 @@ def main():
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--length", type=int, default=128)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, VOCAB, (args.batch * args.steps, args.length)).astype("int32")
-    targets = rng.integers(0, VOCAB, ids.shape).astype("int32")
+    ids, targets = random_windows(VOCAB, args.batch * args.steps, args.length)
     print(f"gpt depth {args.depth} width {args.width} heads {args.heads}, batch {args.batch} x {args.length} "
           f"characters, {args.steps} steps, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{os.cpu_count()} CPU cores")
-    variants = [("fit on NumPy arrays (baseline)", {}),
-                ("tf.data pipeline", {"use_tf_data": True}),
-                ("tf.data + steps_per_execution=8", {"use_tf_data": True, "steps_per_execution": 8}),
-                ("tf.data + XLA", {"use_tf_data": True, "jit_compile": True})]
-    baseline = None
-    print(f"{'variant':40s} {'chars/s':>10s} {'ratio':>7s}")
-    for name, options in variants:
-        speed = keras_variant(ids, targets, args, **options)
-        baseline = baseline or speed
-        print(f"{name:40s} {speed:10.0f} {speed / baseline:6.2f}x", flush=True)
-    speed = torch_reference(ids, targets, args)
-    if speed:
-        import torch
-        print(f"{'plain PyTorch ' + torch.__version__:40s} {speed:10.0f} {speed / baseline:6.2f}x")
+    print_table(VARIANTS, lambda **options: keras_variant(ids, targets, args, **options),
+                lambda: torch_reference(ids, targets, args))
 
 
 if __name__ == "__main__":

@@ -169,6 +169,17 @@ def test_a_checkpoint_cut_off_mid_write_gets_a_clear_message(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def check_language_model_run(tmp_path, recipe: str, row) -> None:
+    """A quick language model beat chance, sampled in its vocabulary and published the excerpt."""
+    vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())["chars"]
+    # Chance is ln(vocabulary size) nats per character; a quick run must be clearly below it.
+    assert row["test_loss"] < np.log(len(vocabulary)) - 0.8, row["test_loss"]
+    assert row["tokens_per_second"] > 0
+    sample = (tmp_path / "run" / "samples.txt").read_text().split("\n", 1)[1]
+    assert set(sample) <= set(vocabulary) | {"\n"}
+    assert (tmp_path / "results" / recipe / train.published_name(row, "sample.txt")).exists()
+
+
 @pytest.mark.parametrize("dataset", ["sklearn_docs", "co2"])
 def test_rnn_quick_language_model_and_forecast_on_two_replicas(dataset, tmp_path):
     result = run_cli("run", "rnn", "--quick", "--dataset", dataset, "--cpu-replicas", "2",
@@ -178,19 +189,12 @@ def test_rnn_quick_language_model_and_forecast_on_two_replicas(dataset, tmp_path
     row = results.read_csv(tmp_path / "results" / "rnn.csv").iloc[0]
     assert row["dataset"] == dataset
     if dataset == "sklearn_docs":
-        vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())["chars"]
-        # Chance is ln(vocabulary size) nats per character; a quick run must be clearly below it.
-        assert row["test_loss"] < np.log(len(vocabulary)) - 0.8, row["test_loss"]
-        assert row["tokens_per_second"] > 0
-        sample = (tmp_path / "run" / "samples.txt").read_text().split("\n", 1)[1]
-        assert set(sample) <= set(vocabulary) | {"\n"}
-        published = "sample.txt"
+        check_language_model_run(tmp_path, "rnn", row)
     else:
         # The forecaster must beat the last-value forecast on the same held-out windows.
         assert row["test_mae"] < 0.8 * row["naive_mae"], (row["test_mae"], row["naive_mae"])
         assert row["test_rmse"] < row["naive_rmse"]
-        published = "forecast.png"
-    assert (tmp_path / "results" / "rnn" / train.published_name(row, published)).exists()
+        assert (tmp_path / "results" / "rnn" / train.published_name(row, "forecast.png")).exists()
 
 
 def test_rnn_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatch):
@@ -229,12 +233,7 @@ def test_transformer_quick_gpt_and_vit_on_two_replicas(dataset, tmp_path):
     assert row["dataset"] == dataset and row["depth"] == 2 and row["flops_per_example"] > 0
     assert row["tokens_per_second"] > 0
     if dataset == "sklearn_docs":
-        vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())["chars"]
-        # Chance is ln(vocabulary size) nats per character; a quick run must be clearly below it.
-        assert row["test_loss"] < np.log(len(vocabulary)) - 0.8, row["test_loss"]
-        sample = (tmp_path / "run" / "samples.txt").read_text().split("\n", 1)[1]
-        assert set(sample) <= set(vocabulary) | {"\n"}
-        assert (tmp_path / "results" / "transformer" / train.published_name(row, "sample.txt")).exists()
+        check_language_model_run(tmp_path, "transformer", row)
     else:
         assert row["patch_size"] == 2 and row["test_accuracy"] > 0.6, row["test_accuracy"]
 
