@@ -151,6 +151,11 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     other = config_lib.make_config(module.Config, **settings, loss="arctan")
     with pytest.raises(train.ResumeError, match=r"other settings \(loss: 'auto' -> 'arctan'\)"):
         train.run("mlp", module, other, log=lambda message: None)
+    # A checkpoint from before a config field existed resumes when the field is at its default.
+    settings_path = tmp_path / "run" / "backup" / "zoo_settings.json"
+    saved = json.loads(settings_path.read_text())
+    del saved["learning_rate"]
+    settings_path.write_text(json.dumps(saved))
     longer = config_lib.make_config(module.Config, **{**settings, "epochs": 4})  # more epochs may resume
     assert train.run("mlp", module, longer, log=lambda message: None)["epochs"] == 4
 

@@ -44,7 +44,7 @@ class ResumeError(RuntimeError):
 
 
 # Settings that may change when an interrupted run is resumed; any other change is refused.
-RESUMABLE_CHANGES = {"epochs", "verbose", "tracking", "results_dir"}
+RESUMABLE_CHANGES = {"epochs", "verbose", "tracking", "results_dir", "validation_freq"}
 
 
 def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
@@ -60,7 +60,12 @@ def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
     if os.path.exists(settings_path):
         with open(settings_path) as handle:
             saved = json.load(handle)
-        changed = sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
+        # A field added to the config after the checkpoint was written, left at its default,
+        # is the setting the old code used: that is not a change.
+        defaults = {field.name: field.default for field in dataclasses.fields(config)}
+        added_at_default = {key for key in set(current) - set(saved) if current[key] == defaults.get(key)}
+        changed = sorted(key for key in (set(saved) | set(current)) - added_at_default
+                         if saved.get(key) != current.get(key))
         if changed:
             details = ", ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed)
             raise ResumeError(f"{os.path.dirname(backup_dir)} holds an interrupted run with other settings "
