@@ -264,6 +264,8 @@ def test_transformer_bad_settings_exit_with_a_clear_message(tmp_path):
     module = recipes.load("transformer")
     with pytest.raises(config_lib.ConfigError, match=r"--dropout must be in \[0, 1\); got 1.5"):
         config_lib.make_config(module.Config, quick=True, dropout=1.5)
+    assert config_lib.make_config(module.Config, dropout=0.0).dropout == 0.0  # 0 is kept, not the default
+    assert config_lib.make_config(module.Config).dropout == 0.1
     config = config_lib.make_config(module.Config, quick=True, dataset="sklearn_docs", patch_size=4)
     with pytest.raises(config_lib.ConfigError, match="--patch-size applies to the Vision Transformer"):
         module.build_model(config, module.make_datasets(config))
