@@ -174,6 +174,15 @@ def test_a_checkpoint_cut_off_mid_write_gets_a_clear_message(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def quick_row_on_two_replicas(tmp_path, recipe: str, dataset: str):
+    """Run ``recipe --quick --dataset DATASET`` on 2 logical CPU replicas; return its results row."""
+    result = run_cli("run", recipe, "--quick", "--dataset", dataset, "--cpu-replicas", "2",
+                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "strategy=mirrored replicas=2" in result.stdout
+    return results.read_csv(tmp_path / "results" / f"{recipe}.csv").iloc[0]
+
+
 def check_language_model_run(tmp_path, recipe: str, row) -> None:
     """A quick language model beat chance, sampled in its vocabulary and published the excerpt."""
     vocabulary = json.loads((tmp_path / "run" / "vocabulary.json").read_text())["chars"]
@@ -187,11 +196,7 @@ def check_language_model_run(tmp_path, recipe: str, row) -> None:
 
 @pytest.mark.parametrize("dataset", ["sklearn_docs", "co2"])
 def test_rnn_quick_language_model_and_forecast_on_two_replicas(dataset, tmp_path):
-    result = run_cli("run", "rnn", "--quick", "--dataset", dataset, "--cpu-replicas", "2",
-                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "strategy=mirrored replicas=2" in result.stdout
-    row = results.read_csv(tmp_path / "results" / "rnn.csv").iloc[0]
+    row = quick_row_on_two_replicas(tmp_path, "rnn", dataset)
     assert row["dataset"] == dataset
     if dataset == "sklearn_docs":
         check_language_model_run(tmp_path, "rnn", row)
@@ -230,11 +235,7 @@ def test_rnn_bad_sequence_settings_exit_with_a_clear_message(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["sklearn_docs", "digits"])
 def test_transformer_quick_gpt_and_vit_on_two_replicas(dataset, tmp_path):
-    result = run_cli("run", "transformer", "--quick", "--dataset", dataset, "--cpu-replicas", "2",
-                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "strategy=mirrored replicas=2" in result.stdout
-    row = results.read_csv(tmp_path / "results" / "transformer.csv").iloc[0]
+    row = quick_row_on_two_replicas(tmp_path, "transformer", dataset)
     assert row["dataset"] == dataset and row["depth"] == 2 and row["flops_per_example"] > 0
     assert row["tokens_per_second"] > 0
     if dataset == "sklearn_docs":
