@@ -89,6 +89,7 @@ class Config(RunConfig):
     sample_length: int = 1000  # characters generated after training the language model
     temperature: float = 0.8  # sampling temperature for those characters
     top_k: int = 0  # sample among the k likeliest characters only; 0: all
+    random_windows: bool = True  # GPT: crop training windows at random offsets, new every epoch
 
     def __post_init__(self):
         if self.quick:
@@ -136,7 +137,7 @@ def make_datasets(config: Config):
                                              config.vocab_size, config.sequence_length, config.keep)
     if config.task == "language_model":
         return sequences.character_windows(config.dataset, data.resolve_data_dir(config.data_dir),
-                                           config.sequence_length)
+                                           config.sequence_length, random_offsets=config.random_windows)
     if config.dataset == "digits":  # the ViT rescales 0-255 inside; digits are 0-16
         datasets = data.digits_datasets(config.seed)
         scale = lambda image, label: (image * (255.0 / 16.0), label)

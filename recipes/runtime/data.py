@@ -49,6 +49,9 @@ class Datasets:
     num_classes: int = 0  # 0 for regression
     class_names: list = field(default_factory=list)
     augment: Callable | None = None  # applied to training batches only, e.g. random flips
+    # (features, labels) -> (features, labels) on each training batch, before ``augment``:
+    # e.g. random crops of longer cached windows, so every epoch sees new windows
+    train_batch_map: Callable | None = None
     extras: dict = field(default_factory=dict)  # what a recipe's report needs, e.g. a text vectorizer
 
 
@@ -406,8 +409,9 @@ def first_batch_size(batch_size: int, num_examples: int, replicas: int) -> int:
 
 
 def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, training: bool, seed: int,
-             augment: Callable | None = None, shuffle_buffer: int = 10_000, replicas: int = 1) -> tf.data.Dataset:
-    """cache -> shuffle -> batch -> augment (training only) -> prefetch.
+             augment: Callable | None = None, shuffle_buffer: int = 10_000, replicas: int = 1,
+             batch_map: Callable | None = None) -> tf.data.Dataset:
+    """cache -> shuffle -> batch -> batch_map and augment (training only) -> prefetch.
 
     ``batch_size`` is the global batch; tf.distribute splits each batch across replicas
     (``replicas`` of them; see ``first_batch_size`` for data smaller than one batch).
@@ -420,6 +424,8 @@ def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, train
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
+    if training and batch_map is not None:
+        dataset = dataset.map(batch_map, num_parallel_calls=AUTOTUNE)
     if training and augment is not None:
         dataset = dataset.map(lambda images, labels: (augment(tf.cast(images, tf.float32), training=True), labels),
                               num_parallel_calls=AUTOTUNE)

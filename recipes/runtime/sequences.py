@@ -72,19 +72,55 @@ def windows(ids: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     return ids[:count * length].reshape(count, length), ids[1:count * length + 1].reshape(count, length)
 
 
-def character_windows(name: str, data_dir: str, sequence_length: int) -> Datasets:
-    """(ids, next ids) windows of a character corpus; the vocabulary is every character in it."""
+def character_windows(name: str, data_dir: str, sequence_length: int, random_offsets: bool = False) -> Datasets:
+    """(ids, next ids) windows of a character corpus; the vocabulary is every character in it.
+
+    Test windows are consecutive and fixed. Training windows are too, unless
+    ``random_offsets``: then each training example is a random ``sequence_length + 1`` crop
+    of a ``2 * sequence_length + 1`` chunk (chunks start every ``sequence_length``
+    characters), drawn anew every epoch, so a model cannot memorise fixed window
+    boundaries; an epoch still covers the text about once.
+    """
     import zoo.text
 
     texts, source = sklearn_docs_corpus() if name == "sklearn_docs" else load_text_corpus(name, data_dir)
     vocabulary = zoo.text.CharVocabulary.from_text("".join(texts.values()))
-    x_train, y_train = windows(vocabulary.encode(texts["train"]), sequence_length)
+    train_ids = vocabulary.encode(texts["train"])
+    batch_map = None
+    if random_offsets:
+        chunks = overlapping_chunks(train_ids, sequence_length)
+        train, num_train = from_arrays(chunks, np.zeros(len(chunks), "int32")), len(chunks)
+        batch_map = lambda batch, _: random_crops(batch, sequence_length)
+    else:
+        x_train, y_train = windows(train_ids, sequence_length)
+        train, num_train = from_arrays(x_train, y_train), len(x_train)
     x_test, y_test = windows(vocabulary.encode(texts["test"]), sequence_length)
-    return Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test), name,
-                    f"{source}; {len(texts['train']):,} train / {len(texts['test']):,} test characters",
-                    len(x_train), len(x_test), (sequence_length,),
+    offsets = ", random training offsets each epoch" if random_offsets else ""
+    return Datasets(train, from_arrays(x_test, y_test), name,
+                    f"{source}; {len(texts['train']):,} train / {len(texts['test']):,} test characters{offsets}",
+                    num_train, len(x_test), (sequence_length,), train_batch_map=batch_map,
                     extras={"vocabulary": vocabulary, "test_text": texts["test"],
                             "tokens_per_example": sequence_length})
+
+
+def overlapping_chunks(ids: np.ndarray, length: int) -> np.ndarray:
+    """Chunks of ``2 * length + 1`` ids starting every ``length`` ids (the last one may end
+    early in the text, so it is padded by repeating the text's start: a crop rarely reaches it)."""
+    if len(ids) < length + 1:
+        raise DataError(f"A text of {len(ids)} characters is too short for one window of {length} + 1")
+    count = max(1, (len(ids) - 1) // length - 1)
+    padded = np.concatenate([ids, ids[:2 * length + 1]])
+    starts = np.arange(count)[:, None] * length
+    return padded[starts + np.arange(2 * length + 1)]
+
+
+def random_crops(chunks, length: int):
+    """(ids, next ids) from a random ``length + 1`` crop of each ``2 * length + 1`` chunk."""
+    import tensorflow as tf
+
+    offsets = tf.random.uniform((tf.shape(chunks)[0], 1), 0, length + 1, dtype=tf.int32)
+    crops = tf.gather(chunks, offsets + tf.range(length + 1)[None], batch_dims=1)
+    return crops[:, :-1], crops[:, 1:]
 
 
 def write_samples(model, extras: dict, run_dir: str, length: int, temperature: float, seed: int,
