@@ -14,6 +14,7 @@ RECIPES = {
     "cnn": "Convnets: the classic MNIST convnet, CIFAR ResNets",
     "rnn": "Recurrent networks: IMDB sentiment, a character language model, time-series forecasting",
     "transformer": "Transformers: an IMDB encoder classifier, a character GPT, a Vision Transformer",
+    "gan": "GANs: DCGAN and a class-conditional DCGAN on MNIST, scored by a Frechet distance",
 }
 
 

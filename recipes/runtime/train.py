@@ -5,7 +5,8 @@ A recipe module provides ``Config`` (a RunConfig subclass), ``make_datasets(conf
 returning ``data.Datasets``, and ``build_model(config, datasets)`` returning a compiled
 model (it runs inside ``strategy.scope()``). It may provide ``report(model, datasets,
 config, run_dir)`` returning extra metrics and writing extra artifacts, and
-``run_name(config)`` naming the model in the run folder and the results row.
+``run_name(config)`` naming the model in the run folder and the results row, and
+``callbacks(config, datasets, run_dir)`` returning extra Keras callbacks (e.g. sample grids).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class BlankValidation(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stop at the first non-finite training loss and remember where it happened."""
+    """Stop at the first non-finite training loss (``loss``, or any ``*_loss`` a custom
+    ``train_step`` logs, such as a GAN's ``d_loss``) and remember where it happened."""
 
     def __init__(self):
         super().__init__()
@@ -101,8 +103,8 @@ class StopOnNaN(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        losses = [value for name, value in (logs or {}).items() if name == "loss" or name.endswith("_loss")]
+        if any(not math.isfinite(float(loss)) for loss in losses):
             self.where = f"epoch {self.epoch + 1}, batch {batch + 1}"
             self.model.stop_training = True
 
@@ -248,7 +250,8 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
         f"per-replica batch={config.batch_size} global batch={global_batch}")
     train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
-                              seed=config.seed, augment=datasets.augment, replicas=placement.replicas)
+                              seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
+                              batch_map=datasets.train_batch_map)
     test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed,
                              replicas=placement.replicas)
 
@@ -268,7 +271,8 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
                  keras.callbacks.CSVLogger(history_csv, append=True),
                  keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                 nan_guard, *(extra_callbacks or [])]
+                 nan_guard, *(module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []),
+                 *(extra_callbacks or [])]
 
     start = time.perf_counter()
     try:
