@@ -20,7 +20,8 @@ settings) is trained on the same data for ``--classifier-epochs`` and cached in
 ``runs/gan/feature_classifiers``; ``test_fid`` is the Frechet distance between its
 128-unit penultimate features of as many generated images as the test split holds and
 of the training images, ``real_fid`` the same for the real test images (the floor a
-perfect generator would reach, sampling noise only), ``classifier_accuracy`` its test
+perfect generator would reach, sampling noise only), ``untrained_fid`` the same for the
+generator before training (the ceiling), ``classifier_accuracy`` the classifier's test
 accuracy, and for the conditional GAN ``test_class_accuracy`` is how often it classifies a
 generated image as the class it was asked for (the test split's labels). These distances
 live in this classifier's feature space: they compare runs of this recipe, not Inception
@@ -54,8 +55,8 @@ class Config(RunConfig):
     fid_samples: int = 0  # generated images scored; 0: as many as the test split
 
 
-QUICK = {"dataset": "digits", "epochs": 30, "batch_size": 32, "learning_rate": 1e-3, "latent_dim": 32,
-         "width": 16, "classifier_epochs": 20}
+QUICK = {"dataset": "digits", "epochs": 8, "batch_size": 32, "learning_rate": 1e-3, "latent_dim": 32,
+         "width": 16, "classifier_epochs": 8}
 PUBLISH = ("samples.png", "interpolation.png")  # copied beside the results table
 PIXEL_MAX = {"mnist": 255.0, "fashion_mnist": 255.0, "digits": 16.0}
 
@@ -184,10 +185,14 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     count = config.fid_samples or len(test_images)
     wanted = np.resize(test_labels, count).astype("int32") if model.conditional else None
     generated = zoo.gan.sample_images(model.generator, count, wanted, seed=config.seed + 1)
+    # The same generator before training (same seed, same builder): the distance to beat.
+    untrained = build_model(config, datasets).generator
     embed = lambda images: features.predict(images, batch_size=1000, verbose=0)
     train_features = embed(train_images)
     metrics = {"test_fid": zoo.gan.frechet_distance(embed(generated), train_features),
                "real_fid": zoo.gan.frechet_distance(embed(test_images[:count]), train_features),
+               "untrained_fid": zoo.gan.frechet_distance(
+                   embed(zoo.gan.sample_images(untrained, count, wanted, seed=config.seed + 1)), train_features),
                "classifier_accuracy": classifier_accuracy, "latent_dim": config.latent_dim, "width": config.width}
     if model.conditional:
         predicted = np.argmax(classifier.predict(generated, batch_size=1000, verbose=0), axis=-1)
