@@ -37,6 +37,15 @@ COLUMN_MEANINGS = {
     "flops_per_example": "transformers: forward-pass matrix-product FLOPs of one example (training is about 3x; "
                          "zoo.transformer.forward_flops)",
     "depth, embed_dim, patch_size": "transformers: blocks, width and (ViT) patch size of the trained model",
+    "test_fid": "GANs: Frechet distance between generated and training images in the penultimate features of "
+                "a convnet trained on the same data (not Inception's: compare within this table only)",
+    "real_fid, untrained_fid": "GANs: the same distance for the real test images (the floor) and for the "
+                               "generator before training (the ceiling)",
+    "test_class_accuracy": "conditional GANs: how often that convnet classifies a generated image as the "
+                           "class it was generated for",
+    "classifier_accuracy": "GANs: test accuracy of the convnet whose features the distances use",
+    "test_d_loss, test_g_loss, test_real_score, test_fake_score": "GANs: discriminator and generator losses "
+        "and the discriminator's mean probability of 'real' for real and generated test-sized batches",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",
