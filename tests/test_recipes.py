@@ -3,6 +3,7 @@ mock_data, resume after an interruption, and NaN loss."""
 
 import json
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -93,9 +94,13 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     module = recipes.load("mlp")
     config = config_lib.make_config(module.Config, epochs=4, strategy="cpu", verbose=0, dataset="xor",
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    started = time.perf_counter()
     with pytest.raises(Interrupt):
         train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+    first_invocation = time.perf_counter() - started
     assert (tmp_path / "run" / "backup").is_dir()
+    first_epoch = json.loads((tmp_path / "run" / "backup" / "zoo_training_seconds.json").read_text())
+    assert first_epoch["epochs"] == 1 and 0 < first_epoch["seconds"] < first_invocation
     assert not (tmp_path / "results" / "mlp.csv").exists()
     recorder = RecordEpochs()
     messages = []
@@ -103,6 +108,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert recorder.epochs == [1, 2, 3]
     assert any("resuming from the checkpoint" in message for message in messages)
     assert row["epochs"] == 4
+    # The row's time includes the interrupted invocation's epoch, and its speed all 4 epochs.
+    assert row["train_seconds"] > first_epoch["seconds"]
+    assert row["samples_per_second"] == pytest.approx(row["train_examples"] * 4 / row["train_seconds"], rel=0.01)
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2, 3]
 

@@ -226,12 +226,11 @@ class GAN(keras.Model):
         return self.loss_function(ops.ones_like(logits), logits)
 
     def _record(self, d_loss, g_loss, real_score, fake_score):
-        from keras.src.losses.loss import unscale_loss_for_distribution
-
-        # Keras's losses divide by the number of replicas so that summed gradients are the
-        # global mean; the logged value must not be.
-        self.trackers["d_loss"].update_state(unscale_loss_for_distribution(d_loss))
-        self.trackers["g_loss"].update_state(unscale_loss_for_distribution(g_loss))
+        # Under tf.distribute, Keras's losses divide each replica's mean by the number of
+        # replicas so that the summed gradients are the global mean; the logged value must not be.
+        replicas = _replica_position()[1]
+        self.trackers["d_loss"].update_state(d_loss * replicas)
+        self.trackers["g_loss"].update_state(g_loss * replicas)
         self.trackers["real_score"].update_state(real_score)
         self.trackers["fake_score"].update_state(fake_score)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

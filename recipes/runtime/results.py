@@ -29,7 +29,8 @@ COLUMN_MEANINGS = {
     "global_batch_size": "per-replica batch x replicas",
     "device": "the hardware the run used",
     "commit": "git commit of the code (-dirty: with uncommitted changes)",
-    "train_seconds": "wall time of model.fit, compilation included",
+    "train_seconds": "wall time of model.fit, compilation included; a resumed run adds its interrupted "
+                     "invocations' finished epochs (runs before this clock existed count only the last)",
     "samples_per_second": "training examples processed per second over the whole fit",
     "test_*": "metrics on the held-out test split after the last epoch",
     "tokens_per_second": "for sequence models: tokens (characters, words) processed per second in training",

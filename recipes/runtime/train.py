@@ -90,6 +90,34 @@ class BlankValidation(keras.callbacks.Callback):
             logs.setdefault(f"val_{key}", float("nan"))
 
 
+class TrainingClock(keras.callbacks.Callback):
+    """Keep the training seconds of every finished epoch beside the checkpoint, so a
+    resumed run's row counts the time of the interrupted invocations too."""
+
+    def __init__(self, path: str, previous_seconds: float):
+        super().__init__()
+        self.path, self.previous_seconds = path, previous_seconds
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.previous_seconds + time.perf_counter() - self.start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if os.path.isdir(os.path.dirname(self.path)):
+            with open(self.path, "w") as handle:
+                json.dump({"seconds": self.elapsed(), "epochs": epoch + 1}, handle)
+
+
+def previous_training_seconds(path: str, resuming: bool) -> float | None:
+    """Seconds the interrupted invocations trained; None when a resumed checkpoint has no clock."""
+    if not resuming:
+        return 0.0
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return float(json.load(handle)["seconds"])
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stop at the first non-finite training loss (``loss``, or any ``*_loss`` a custom
     ``train_step`` logs, such as a GAN's ``d_loss``) and remember where it happened."""
@@ -267,14 +295,16 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     elif os.path.exists(history_csv):
         os.remove(history_csv)
     nan_guard = StopOnNaN()
+    previous_seconds = previous_training_seconds(os.path.join(backup_dir, "zoo_training_seconds.json"), resuming)
+    clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or 0.0)
     # double_checkpoint keeps the previous epoch's state too, for a run killed mid-save.
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
                  keras.callbacks.CSVLogger(history_csv, append=True),
                  keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                 nan_guard, *(module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []),
+                 nan_guard, clock, *(module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []),
                  *(extra_callbacks or [])]
 
-    start = time.perf_counter()
+    clock.start = time.perf_counter()
     try:
         history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
                             validation_freq=validation_epochs(config), verbose=config.verbose)
@@ -283,12 +313,14 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
             raise
         raise ResumeError(f"The checkpoint in {backup_dir} cannot be read ({error}); it was probably cut off "
                           f"while being written. Delete {backup_dir} to start the run over.") from None
-    train_seconds = time.perf_counter() - start
+    train_seconds = clock.elapsed()  # across resumed invocations, from the checkpoint's clock
     if nan_guard.where:
         shutil.rmtree(backup_dir, ignore_errors=True)
         raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
                            f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
     epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
+    # Speeds over the epochs the clock saw: all of them, unless an older checkpoint had no clock.
+    timed_epochs = epochs_done if previous_seconds is not None else len(history.epoch)
 
     metrics = evaluate_and_save(model, module, datasets, test, config, output_dir)
     row = {
@@ -301,8 +333,8 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         "keras_version": keras.__version__, "mixed_precision": config.mixed_precision,
         "jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution,
         "commit": commit, "seed": config.seed, "train_seconds": round(train_seconds, 2),
-        "samples_per_second": round(datasets.num_train * len(history.epoch) / train_seconds, 1),
-        **({"tokens_per_second": round(datasets.num_train * len(history.epoch) / train_seconds
+        "samples_per_second": round(datasets.num_train * timed_epochs / train_seconds, 1),
+        **({"tokens_per_second": round(datasets.num_train * timed_epochs / train_seconds
                                        * datasets.extras["tokens_per_example"])}
            if "tokens_per_example" in datasets.extras else {}),
         **metrics, "command": command or " ".join(sys.argv),
