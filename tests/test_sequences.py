@@ -42,3 +42,24 @@ def test_series_shorter_than_the_window_is_refused():
         sequences.make_windows(np.arange(12, dtype="float32"), 10, 5)
     with pytest.raises(DataError, match="sunspots has 309 values: too few"):
         sequences.forecast_windows("sunspots", window=300, horizon=12)
+
+
+def test_random_windows_are_shifted_crops_that_change_between_epochs():
+    from recipes.runtime import data
+
+    datasets = sequences.character_windows("sklearn_docs", "", 32, random_offsets=True)
+    text_ids = datasets.extras["vocabulary"].encode(sequences.sklearn_docs_corpus()[0]["train"])
+    assert datasets.num_train == (len(text_ids) - 1) // 32 - 1
+    batches = data.pipeline(datasets.train, datasets.num_train, 64, training=True, seed=0,
+                            batch_map=datasets.train_batch_map)
+    epochs = [[(x.numpy(), y.numpy()) for x, y in batches] for _ in range(2)]
+    inputs, targets = epochs[0][0]
+    assert inputs.shape == targets.shape == (64, 32)
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # targets are the next characters
+    # Every window is a real stretch of the training text.
+    text = "".join(map(chr, text_ids + 32))  # ids as characters, so windows can be searched
+    for window, target in zip(inputs[:5], targets[:5]):
+        assert "".join(map(chr, np.append(window, target[-1]) + 32)) in text
+    first = np.concatenate([x for x, _ in epochs[0]])
+    second = np.concatenate([x for x, _ in epochs[1]])
+    assert first.shape == second.shape and not np.array_equal(np.sort(first, axis=0), np.sort(second, axis=0))
