@@ -108,6 +108,10 @@ class TrainingClock(keras.callbacks.Callback):
                 json.dump({"seconds": self.elapsed(), "epochs": epoch + 1}, handle)
 
 
+def recipe_callbacks(module, config, datasets, output_dir: str) -> list:
+    return module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []
+
+
 def previous_training_seconds(path: str, resuming: bool) -> float | None:
     """Seconds the interrupted invocations trained; None when a resumed checkpoint has no clock."""
     if not resuming:
@@ -301,8 +305,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
                  keras.callbacks.CSVLogger(history_csv, append=True),
                  keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                 nan_guard, clock, *(module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []),
-                 *(extra_callbacks or [])]
+                 nan_guard, clock, *recipe_callbacks(module, config, datasets, output_dir), *(extra_callbacks or [])]
 
     clock.start = time.perf_counter()
     try:
