@@ -136,6 +136,7 @@ def test_gan_errors_name_the_problem():
         zoo.gan.sample_images(gan.generator, 4)
 
 
+@pytest.mark.slow  # about a minute; the default suite covers the conditional GAN on 2 replicas in the replica test
 def test_conditional_quick_run_on_two_replicas(tmp_path):
     row = quick_row_on_two_replicas(tmp_path, "gan", "digits", "--model", "conditional_dcgan")
     assert row["model"] == "conditional_dcgan"
