@@ -114,20 +114,24 @@ def grid_labels(model, columns: int = 10):
     return np.repeat(np.arange(classes), columns)
 
 
+def save_sample_grid(model, path: str, seed: int, pixel_max: float) -> None:
+    """The 10x10 grid from seeded noise (one row per class when conditional), as a PNG."""
+    import zoo
+
+    labels = grid_labels(model)
+    images = zoo.gan.sample_images(model.generator, 100 if labels is None else len(labels), labels, seed=seed)
+    zoo.gan.save_grid(images, path, pixel_max=pixel_max)
+
+
 def callbacks(config: Config, datasets, run_dir: str) -> list:
     """A sample grid from the same noise after every epoch: ``samples/epoch_NNN.png``."""
     import keras
 
-    import zoo
-
     class SampleGrid(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            labels = grid_labels(self.model)
-            count = 100 if labels is None else len(labels)
-            images = zoo.gan.sample_images(self.model.generator, count, labels, seed=config.seed)
             os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
-            zoo.gan.save_grid(images, os.path.join(run_dir, "samples", f"epoch_{epoch + 1:03d}.png"),
-                              pixel_max=datasets.extras["pixel_max"])
+            save_sample_grid(self.model, os.path.join(run_dir, "samples", f"epoch_{epoch + 1:03d}.png"),
+                             config.seed, datasets.extras["pixel_max"])
 
     return [SampleGrid()]
 
@@ -172,9 +176,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     import zoo
 
     labelled, pixel_max = datasets.extras["labelled"], datasets.extras["pixel_max"]
-    labels = grid_labels(model)
-    images = zoo.gan.sample_images(model.generator, 100 if labels is None else len(labels), labels, seed=config.seed)
-    zoo.gan.save_grid(images, os.path.join(run_dir, "samples.png"), pixel_max=pixel_max)
+    save_sample_grid(model, os.path.join(run_dir, "samples.png"), config.seed, pixel_max)
     walks = zoo.gan.interpolate(model.generator, steps=10, rows=10 if model.conditional else 4, seed=config.seed)
     zoo.gan.save_grid(walks, os.path.join(run_dir, "interpolation.png"), pixel_max=pixel_max)
 

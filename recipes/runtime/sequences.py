@@ -64,11 +64,15 @@ def sklearn_docs_corpus() -> tuple[dict, str]:
     return texts, f"scikit-learn {sklearn.__version__} sklearn/datasets/descr/*.rst ({len(files)} files, bundled)"
 
 
+def require_one_window(ids: np.ndarray, length: int) -> None:
+    if len(ids) < length + 1:
+        raise DataError(f"A text of {len(ids)} characters is too short for one window of {length} + 1")
+
+
 def windows(ids: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Consecutive windows of ``length`` inputs and the same window shifted by one as targets."""
+    require_one_window(ids, length)
     count = (len(ids) - 1) // length
-    if count < 1:
-        raise DataError(f"A text of {len(ids)} characters is too short for one window of {length} + 1")
     return ids[:count * length].reshape(count, length), ids[1:count * length + 1].reshape(count, length)
 
 
@@ -106,8 +110,7 @@ def character_windows(name: str, data_dir: str, sequence_length: int, random_off
 def overlapping_chunks(ids: np.ndarray, length: int) -> np.ndarray:
     """Chunks of ``2 * length + 1`` ids starting every ``length`` ids (the last one may end
     early in the text, so it is padded by repeating the text's start: a crop rarely reaches it)."""
-    if len(ids) < length + 1:
-        raise DataError(f"A text of {len(ids)} characters is too short for one window of {length} + 1")
+    require_one_window(ids, length)
     count = max(1, (len(ids) - 1) // length - 1)
     padded = np.concatenate([ids, ids[:2 * length + 1]])
     starts = np.arange(count)[:, None] * length
