@@ -15,6 +15,7 @@ RECIPES = {
     "rnn": "Recurrent networks: IMDB sentiment, a character language model, time-series forecasting",
     "transformer": "Transformers: an IMDB encoder classifier, a character GPT, a Vision Transformer",
     "gan": "GANs: DCGAN and a class-conditional DCGAN on MNIST, scored by a Frechet distance",
+    "finetune": "Transfer learning: a pretrained backbone fine-tuned in two phases, against training from scratch",
 }
 
 

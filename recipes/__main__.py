@@ -73,13 +73,14 @@ def command_run(argv: list[str]) -> int:
     from recipes.runtime import train
     from recipes.runtime.data import DataError
     from zoo import UnknownModelError
+    from zoo.backbones import WeightsError
 
     failures = []
     for recipe, config in configs.items():
         command = "zoo run " + " ".join([recipe, *overrides])
         try:
             train.run(recipe, modules[recipe], config, command=command)
-        except (UnknownModelError, ConfigError) as error:
+        except (UnknownModelError, ConfigError, WeightsError) as error:
             failures.append((recipe, str(error), USAGE_ERROR))
         except (DataError, train.NaNLossError, train.ResumeError) as error:
             failures.append((recipe, str(error), RUN_ERROR))

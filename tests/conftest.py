@@ -1,5 +1,6 @@
 """Shared fixtures. Tests that need the real dataset copies skip, with the reason, when
-they are absent; point ZOO_SHARED_DATASETS at a folder laid out like ../shared/datasets."""
+they are absent; point ZOO_SHARED_DATASETS at a folder laid out like ../shared/datasets
+(and ZOO_SHARED_WEIGHTS at one like ../shared/weights)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,22 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def shared_datasets_dir() -> str:
     return os.environ.get("ZOO_SHARED_DATASETS",
                           os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "datasets"))
+
+
+def shared_weights_dir() -> str:
+    return os.environ.get("ZOO_SHARED_WEIGHTS",
+                          os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "weights"))
+
+
+@pytest.fixture
+def shared_weights():
+    """Path of a pretrained weights file in the shared copy, or skip saying why."""
+    def locate(name: str) -> str:
+        path = os.path.join(shared_weights_dir(), name)
+        if not os.path.isfile(path):
+            pytest.skip(f"weights file {name} not found at {path} (set ZOO_SHARED_WEIGHTS)")
+        return path
+    return locate
 
 
 @pytest.fixture

@@ -392,3 +392,65 @@ class PatchEmbedding(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "patch_size": self.patch_size, "embed_dim": self.embed_dim}
+
+
+# Per-channel (mean, std) of ImageNet-trained networks, on the scale each one expects.
+IMAGE_NORMALISATIONS = {
+    "tf": None,  # [0, 255] -> [-1, 1]: Keras's MobileNetV2 weights
+    "torch": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # on [0, 1]: torchvision's weights
+    "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),  # BGR on [0, 255]: Keras's ResNet50 weights
+    "none": None,  # the network normalises itself (Keras's MobileNetV3 and EfficientNet)
+}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ImagePreprocessing(layers.Layer):
+    """Raw RGB pixels in [0, 255] (any dtype) to what an ImageNet-trained network expects.
+
+    ``mode`` is one of ``IMAGE_NORMALISATIONS``: ``tf`` scales to [-1, 1], ``torch``
+    standardises [0, 1] pixels with torchvision's mean and std, ``caffe`` flips RGB to BGR
+    and subtracts the BGR mean, ``none`` only casts to float. Being a layer, it is saved
+    with the model, so a fine-tuned classifier takes the same raw images as any other zoo model.
+    """
+
+    def __init__(self, mode: str = "tf", **kwargs):
+        super().__init__(**kwargs)
+        check_choice("mode", mode, IMAGE_NORMALISATIONS)
+        self.mode = mode
+
+    def call(self, inputs):
+        images = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "tf":
+            return images / 127.5 - 1.0
+        if self.mode == "none":
+            return images
+        mean, std = IMAGE_NORMALISATIONS[self.mode]
+        if self.mode == "torch":
+            images = images / 255.0
+        else:
+            images = ops.flip(images, axis=-1)
+        return (images - ops.convert_to_tensor(mean, images.dtype)) / ops.convert_to_tensor(std, images.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RepeatChannels(layers.Layer):
+    """Repeat the channels ``times`` times: a grey image as equal R, G and B for an RGB network."""
+
+    def __init__(self, times: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.times = int(times)
+
+    def call(self, inputs):
+        return ops.repeat(inputs, self.times, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], None if input_shape[-1] is None else input_shape[-1] * self.times)
+
+    def get_config(self):
+        return {**super().get_config(), "times": self.times}

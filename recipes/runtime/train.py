@@ -6,7 +6,9 @@ returning ``data.Datasets``, and ``build_model(config, datasets)`` returning a c
 model (it runs inside ``strategy.scope()``). It may provide ``report(model, datasets,
 config, run_dir)`` returning extra metrics and writing extra artifacts, and
 ``run_name(config)`` naming the model in the run folder and the results row, and
-``callbacks(config, datasets, run_dir)`` returning extra Keras callbacks (e.g. sample grids).
+``callbacks(config, datasets, run_dir)`` returning extra Keras callbacks (e.g. sample grids),
+and ``fit(model, train, test, config, datasets, callbacks, backup_dir)`` training in place of
+``model.fit`` (several phases; each keeps its own checkpoint under ``backup_dir``).
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
         os.makedirs(backup_dir, exist_ok=True)
         with open(settings_path, "w") as handle:
             json.dump(current, handle, indent=2)
-    return os.path.exists(os.path.join(backup_dir, "training_metadata.json"))
+    # A multi-phase recipe keeps its phases' checkpoints in subfolders; the clock marks any finished epoch.
+    return any(os.path.exists(os.path.join(backup_dir, name))
+               for name in ("training_metadata.json", "zoo_training_seconds.json"))
 
 
 class BlankValidation(keras.callbacks.Callback):
@@ -309,8 +313,11 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
 
     clock.start = time.perf_counter()
     try:
-        history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
-                            validation_freq=validation_epochs(config), verbose=config.verbose)
+        if hasattr(module, "fit"):  # several phases, each with its own checkpoint under backup_dir
+            history = module.fit(model, train, test, config, datasets, callbacks=callbacks[1:], backup_dir=backup_dir)
+        else:
+            history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
+                                validation_freq=validation_epochs(config), verbose=config.verbose)
     except OSError as error:
         if not resuming:
             raise
@@ -348,7 +355,8 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         publish(recipe, module, config, row, output_dir, results_dir, log)
     if config.tracking == "mlflow":
         log_to_mlflow(recipe, config, row, output_dir)
-    log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
+    log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
+                                   for name, value in metrics.items())
         + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; artifacts in {output_dir}")
     return row
 

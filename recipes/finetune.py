@@ -1,0 +1,319 @@
+"""Transfer learning in two phases, against the same network trained from scratch.
+
+    zoo run finetune --weights PATH/mobilenet_v2_imagenet.weights.h5      # ImageNet MobileNetV2 -> CIFAR-10
+    zoo run finetune --weights imagenet --weights-format keras            # Keras's own file (needs the internet)
+    zoo run finetune --dataset fashion_mnist --backbone runs/cnn/mnist_convnet-mnist/model.keras
+    zoo run finetune --quick                                              # seconds, scikit-learn's digits
+
+Phase 1 trains a new softmax head on the frozen backbone (``phase1_accuracy``); phase 2
+unfreezes the top ``--unfreeze-blocks`` blocks at a tenth of the learning rate, with every
+BatchNormalization kept in inference mode (``test_accuracy``). The baseline
+(``scratch_accuracy``) is the same network from random weights, trained end to end with
+the first phase's optimizer for as many seconds as both phases took together (a budget of
+time on the same machine: the fair one when the fine-tune precomputes what it can).
+
+The backbone is a ``zoo.backbones`` name with ``--weights``: a ``.weights.h5`` path,
+``imagenet`` (Keras downloads its own; needs the internet) or ``none``. Left empty it
+is ``$ZOO_WEIGHTS``, else ``imagenet``. ``--weights-format torchvision`` (the default)
+loads a file converted from torchvision's MobileNetV2 the way that network computes
+(``zoo/backbones.py``); Keras's own files need ``--weights-format keras``. Or the backbone
+is any ``.keras`` model this project trained (``--backbone PATH``), cut at ``--cut-layer``
+(default: below its last Dense layer). Images are resized to ``--image-size`` inside the
+model (grey images are repeated to RGB for ImageNet backbones), so it takes raw uint8
+images. CIFAR-10 is tfds's where prepared, else the imported JPEG copy ``cifar10_jpeg75``.
+
+Speed: the frozen bottom of the network computes the same features every epoch (no
+augmentation, BatchNorm frozen), so they are computed once and both phases train only the
+top blocks and the head on them; the saved model is the whole network, and
+``test_accuracy`` is measured on it end to end.
+
+Measured: see results/finetune.csv and README.md (rows record device, time and command).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Literal
+
+from recipes.runtime.config import ConfigError, RunConfig
+
+
+@dataclasses.dataclass
+class Config(RunConfig):
+    backbone: str = "mobilenet_v2"  # a zoo.backbones name, or the path of a zoo .keras model
+    weights: str = ""  # .weights.h5 path | imagenet | none; "": $ZOO_WEIGHTS, else imagenet
+    weights_format: Literal["keras", "torchvision"] = "torchvision"  # how a weights file was made
+    cut_layer: str = ""  # .keras backbones: the layer whose output is the feature; "": below the last Dense
+    dataset: Literal["cifar10", "mnist", "fashion_mnist", "digits"] = "cifar10"
+    image_size: int = 160  # ImageNet backbones: images resized to this inside the model; 0: keep their size
+    head_epochs: int = 2  # phase 1: the head on the frozen backbone
+    finetune_epochs: int = 3  # phase 2: the top blocks too
+    unfreeze_blocks: int = 5  # blocks of the backbone trained in phase 2 (MobileNetV2: block_13-16 and Conv_1)
+    learning_rate: float = 1e-3  # Adam, phase 1 and the scratch baseline
+    finetune_learning_rate: float = 1e-4  # Adam, phase 2: small steps keep the pretrained features
+    dropout: float = 0.2  # before the new head
+    batch_size: int = 64
+    epochs: int = 0  # set from the phases: head_epochs + finetune_epochs
+    scratch: bool = True  # train the from-scratch baseline (scratch_accuracy)
+
+    def __post_init__(self):
+        if self.head_epochs < 1 or self.finetune_epochs < 0:
+            raise ConfigError(f"--head-epochs must be >= 1 and --finetune-epochs >= 0; got "
+                              f"{self.head_epochs} and {self.finetune_epochs}")
+        if self.epochs not in (0, self.head_epochs + self.finetune_epochs):
+            raise ConfigError(f"--epochs is set by the phases (--head-epochs + --finetune-epochs = "
+                              f"{self.head_epochs + self.finetune_epochs}); got --epochs {self.epochs}")
+        self.epochs = self.head_epochs + self.finetune_epochs
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1); got {self.dropout}")
+
+    @property
+    def checkpoint(self) -> bool:
+        return self.backbone.endswith(".keras")
+
+
+# What --quick changes: scikit-learn's 8x8 digits; the backbone is the zoo's small_convnet trained on
+# them for a few seconds first and saved as a .keras checkpoint (the path a real checkpoint takes).
+QUICK = {"dataset": "digits", "backbone": "quick-source.keras", "head_epochs": 2, "finetune_epochs": 2,
+         "unfreeze_blocks": 1, "batch_size": 32, "learning_rate": 3e-3, "finetune_learning_rate": 1e-3}
+QUICK_SOURCE_EPOCHS = 3
+
+
+def quick_source(config: Config, datasets, run_dir: str) -> str:
+    """Train the quick mode's backbone, small_convnet on the digits, and save it as a checkpoint."""
+    import zoo
+    from recipes.runtime import data
+
+    path = os.path.join(run_dir, "quick-source.keras")
+    os.makedirs(run_dir, exist_ok=True)
+    source = zoo.build("small_convnet", num_classes=datasets.num_classes, input_shape=datasets.input_shape,
+                       input_scale=1 / 255)  # make_datasets gives the digits in 0-255, as every backbone takes
+    compile_phase(source, config.learning_rate, config)
+    source.fit(data.pipeline(datasets.train, datasets.num_train, config.batch_size, training=True, seed=config.seed),
+               epochs=QUICK_SOURCE_EPOCHS, verbose=0)
+    source.save(path)
+    return path
+
+
+def run_name(config: Config) -> str:
+    if config.checkpoint:
+        return os.path.splitext(os.path.basename(config.backbone))[0] + "-checkpoint"
+    return config.backbone
+
+
+def resolve_weights(config: Config) -> str | None:
+    weights = config.weights or os.environ.get("ZOO_WEIGHTS", "") or "imagenet"
+    return None if weights == "none" else weights
+
+
+def describe_weights(config: Config) -> str:
+    """The weights column: a file by name and format (not its local path), imagenet or none."""
+    if config.checkpoint:
+        return f"checkpoint {os.path.basename(config.backbone)}"
+    weights = resolve_weights(config)
+    if weights in (None, "imagenet"):
+        return str(weights).lower()
+    return f"{os.path.basename(weights)} ({config.weights_format})"
+
+
+def make_datasets(config: Config):
+    import tensorflow as tf
+
+    from recipes import cnn
+    from recipes.runtime import data
+
+    if config.dataset == "digits":
+        datasets = data.digits_datasets(config.seed)
+        to_pixels = lambda image, label: (image * (255.0 / 16.0), label)  # 0-16 -> 0-255, as every backbone takes
+        datasets.train, datasets.test = datasets.train.map(to_pixels), datasets.test.map(to_pixels)
+    elif config.dataset == "cifar10":
+        datasets = cnn.cifar10_datasets(config)
+    else:
+        datasets = data.load_image_classification(config.dataset, data.resolve_data_dir(config.data_dir))
+    to_float = lambda image, label: (tf.cast(image, tf.float32), label)
+    datasets.train, datasets.test = datasets.train.map(to_float), datasets.test.map(to_float)
+    return datasets
+
+
+def build_model(config: Config, datasets):
+    from zoo import backbones
+
+    if config.checkpoint:
+        path = config.backbone
+        if config.quick and path == QUICK["backbone"]:
+            path = quick_source(config, datasets, config.output_dir or os.path.join("runs", "finetune"))
+        features = backbones.from_checkpoint(path, config.cut_layer or None)
+    else:
+        if config.cut_layer:
+            raise ConfigError("--cut-layer applies to a .keras --backbone only")
+        size = config.image_size or datasets.input_shape[0]
+        weights = resolve_weights(config)
+        features = backbones.backbone(config.backbone, weights=weights, input_shape=(size, size, 3),
+                                      weights_format="keras" if weights in (None, "imagenet") else config.weights_format)
+    model = backbones.classifier(features, datasets.num_classes, input_shape=datasets.input_shape,
+                                 dropout=config.dropout)
+    compile_phase(model, config.learning_rate, config)
+    return model
+
+
+def compile_phase(model, learning_rate: float, config: Config) -> None:
+    import keras
+
+    from recipes.runtime.train import compile_options
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], **compile_options(config))
+
+
+def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str):
+    """Phase 1 (frozen backbone), then phase 2 (top blocks), on features computed once."""
+    import keras
+    import numpy as np
+
+    from recipes.runtime import data
+    from zoo import backbones
+
+    def phase(name, epochs, initial_epoch, learning_rate):
+        done = os.path.join(backup_dir, f"{name}.weights.h5")
+        if os.path.exists(done):  # finished before an interruption
+            top.load_weights(done)
+            with open(done + ".json") as handle:
+                return json.load(handle)
+        with strategy.scope():
+            compile_phase(top, learning_rate, config)
+        history = top.fit(cached["train"], epochs=epochs, initial_epoch=initial_epoch, verbose=config.verbose,
+                          validation_data=cached["test"],
+                          callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, name)), *callbacks])
+        state = {"accuracy": float(history.history["val_accuracy"][-1]), "epochs": history.epoch}
+        top.save_weights(done)
+        with open(done + ".json", "w") as handle:
+            json.dump(state, handle)
+        return state
+
+    start = time.perf_counter()
+    strategy = model.distribute_strategy
+    with strategy.scope():  # the sub-models and their optimizers must live where the variables do
+        backbones.freeze(model)
+        bottom, top = split(model, config.unfreeze_blocks)
+    replicas = strategy.num_replicas_in_sync
+    cached = {}
+    for split_name, dataset, count in (("train", datasets.train, datasets.num_train),
+                                       ("test", datasets.test, datasets.num_test)):
+        batches = dataset.batch(256)
+        features = bottom.predict(batches.map(lambda images, labels: images), verbose=0)
+        labels = np.concatenate([np.asarray(labels) for _, labels in batches])
+        cached[split_name] = data.pipeline(data.from_arrays(features, labels), count, config.batch_size * replicas,
+                                           training=split_name == "train", seed=config.seed, replicas=replicas)
+    print(f"[finetune] features below the top {config.unfreeze_blocks} blocks computed once: "
+          f"{features.shape[1:]} per image, {time.perf_counter() - start:.0f}s")
+    first = phase("phase1", config.head_epochs, 0, config.learning_rate)
+    second = first
+    with strategy.scope():
+        unfrozen = backbones.unfreeze_top(model, config.unfreeze_blocks)
+    if config.finetune_epochs:
+        print(f"[finetune] phase 1 (head only): test accuracy {first['accuracy']:.4f}; phase 2 trains "
+              f"{unfrozen} at learning rate {config.finetune_learning_rate}")
+        second = phase("phase2", config.epochs, config.head_epochs, config.finetune_learning_rate)
+    with open(os.path.join(backup_dir, "phases.json"), "w") as handle:
+        json.dump({"phase1_accuracy": first["accuracy"], "finetune_seconds": time.perf_counter() - start,
+                   "unfrozen_blocks": unfrozen}, handle)
+    with strategy.scope():
+        compile_phase(model, config.finetune_learning_rate, config)  # the whole model, as saved and evaluated
+    return FitHistory(second["epochs"])
+
+
+class FitHistory:
+    """What the runtime reads from a fit: the epochs trained, numbered across both phases."""
+
+    def __init__(self, epochs):
+        self.epoch = list(epochs)
+
+
+def split(model, num_blocks: int):
+    """(bottom, top) sharing ``model``'s layers: bottom maps raw images to the input of the lowest
+    of the top ``num_blocks`` blocks, top maps that to the class probabilities."""
+    import keras
+
+    from zoo import backbones
+
+    chain = [model]
+    while backbones.backbone_of(chain[-1]) is not chain[-1]:
+        chain.append(next(layer for layer in chain[-1].layers if isinstance(layer, keras.Model)))
+    network = chain[-1]
+    groups = backbones.blocks(network)
+    if not 0 <= num_blocks <= len(groups):
+        raise ConfigError(f"--unfreeze-blocks must be in [0, {len(groups)}] for {network.name} "
+                          f"(blocks: {[name for name, _ in groups]}); got {num_blocks}")
+    cut = groups[len(groups) - num_blocks][1][0].input if num_blocks else network.output
+    bottom, top = keras.Model(network.input, cut), keras.Model(cut, network.output)
+    for outer, inner in zip(reversed(chain[:-1]), reversed(chain[1:])):
+        position = outer.layers.index(inner)
+        images = keras.Input(outer.input_shape[1:])
+        x = images
+        for layer in outer.layers[1:position]:
+            x = layer(x)
+        bottom = keras.Model(images, bottom(x))
+        features = keras.Input(top.input_shape[1:])
+        x = top(features)
+        for layer in outer.layers[position + 1:]:
+            x = layer(x)
+        top = keras.Model(features, x)
+    return bottom, top
+
+
+def report(model, datasets, config: Config, run_dir: str) -> dict:
+    """phase1_accuracy from the first phase; scratch_accuracy from the same network trained
+    from random weights for the fine-tune's time."""
+    import shutil
+
+    import keras
+
+    from recipes.runtime import data
+
+    backup_dir = os.path.join(run_dir, "backup")
+    with open(os.path.join(backup_dir, "phases.json")) as handle:
+        phases = json.load(handle)
+    metrics = {"phase1_accuracy": phases["phase1_accuracy"], "finetune_seconds": round(phases["finetune_seconds"], 1),
+               "unfreeze_blocks": config.unfreeze_blocks, "image_size": 0 if config.checkpoint else config.image_size,
+               "weights": describe_weights(config)}
+    if config.scratch:
+        strategy = model.distribute_strategy
+        with strategy.scope():
+            scratch = keras.models.clone_model(model)  # same architecture, fresh random weights
+            scratch.trainable = True  # every layer, BatchNorm included, as a network trained from scratch
+            compile_phase(scratch, config.learning_rate, config)
+        replicas = strategy.num_replicas_in_sync
+        train = data.pipeline(datasets.train, datasets.num_train, config.batch_size * replicas, training=True,
+                              seed=config.seed, replicas=replicas)
+        test = data.pipeline(datasets.test, datasets.num_test, config.batch_size * replicas, training=False,
+                             seed=config.seed, replicas=replicas)
+        budget = time_budget(phases["finetune_seconds"])
+        print(f"[finetune] baseline: the same network from random weights for {phases['finetune_seconds']:.0f}s")
+        scratch.fit(train, epochs=10_000, verbose=0, callbacks=[budget])
+        steps_per_epoch = -(-datasets.num_train // (config.batch_size * replicas))
+        metrics.update(scratch_accuracy=float(scratch.evaluate(test, verbose=0, return_dict=True)["accuracy"]),
+                       scratch_epochs=round(budget.steps / steps_per_epoch, 2),
+                       scratch_seconds=round(budget.elapsed, 1))
+    shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing to resume
+    return metrics
+
+
+def time_budget(seconds: float):
+    """A callback stopping training after ``seconds`` (checked after every batch)."""
+    import keras
+
+    class TimeBudget(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps, self.elapsed, self.start = 0, 0.0, time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            self.elapsed = time.perf_counter() - self.start
+            if self.elapsed >= seconds:
+                self.model.stop_training = True
+
+    return TimeBudget()

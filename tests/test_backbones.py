@@ -1,0 +1,190 @@
+"""Pretrained backbones: every family builds, the local ImageNet weights classify real
+photos, freezing freezes, BatchNorm statistics stay put in phase two, checkpoints cut
+where asked, the fine-tune recipe's cached split computes what the whole model does, and
+bad weights or settings fail clearly."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras
+from recipes import finetune
+from tests.conftest import run_cli
+from zoo import backbones, cnn
+
+IMAGENET_FILE = "mobilenet_v2_imagenet.weights.h5"
+
+
+def images(shape, batch=4, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (batch, *shape)).astype("uint8")
+
+
+@pytest.mark.parametrize("name", backbones.list_backbones())
+def test_every_backbone_builds_without_weights_and_takes_raw_pixels(name):
+    model = backbones.backbone(name, weights=None, input_shape=(64, 64, 3))
+    features = model.predict(images((64, 64, 3)), verbose=0)
+    assert features.shape[0] == 4 and features.ndim == 2 and np.isfinite(features).all()
+    groups = backbones.blocks(model)
+    assert len(groups) >= 10, [group for group, _ in groups]
+    assert backbones.backbone_of(model) is not model  # the application sits inside, after the preprocessing
+
+
+def center_crop(photo, size=224):
+    import tensorflow as tf
+
+    height, width = photo.shape[:2]
+    scale = 256 / min(height, width)
+    resized = tf.image.resize(photo[None].astype("float32"), (round(height * scale), round(width * scale)),
+                              antialias=True).numpy()[0]
+    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
+def test_local_imagenet_weights_name_scikit_image_photos(shared_weights):
+    """The torchvision-converted file, loaded the way torchvision computes, recognises the
+    cat and the espresso that ship with scikit-image; Keras's own layout gets them wrong or unsure."""
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the photos")
+    path = shared_weights(IMAGENET_FILE)
+    with open(os.path.join(os.path.dirname(path), "imagenet_class_names.json")) as handle:
+        names = json.load(handle)
+    photos = np.stack([center_crop(skimage_data.chelsea()), center_crop(skimage_data.coffee())])
+    model = backbones.backbone("mobilenet_v2", weights=path, weights_format="torchvision", include_top=True)
+    probabilities = model.predict(photos, verbose=0)
+    top = [names[str(index)] for index in probabilities.argmax(axis=1)]
+    assert top[0].startswith("Egyptian cat") and probabilities[0].max() > 0.5, (top, probabilities.max(axis=1))
+    assert top[1].startswith("espresso") and probabilities[1].max() > 0.9, (top, probabilities.max(axis=1))
+    # Keras's padding, epsilon and [-1, 1] scaling with the same numbers: a different network.
+    wrong = backbones.backbone("mobilenet_v2", weights=path, weights_format="keras", include_top=True)
+    assert not np.allclose(wrong.predict(photos, verbose=0), probabilities, atol=0.05)
+
+
+def test_bad_weights_fail_clearly(tmp_path):
+    with pytest.raises(backbones.WeightsError, match="no such file"):
+        backbones.backbone("mobilenet_v2", weights=str(tmp_path / "missing.weights.h5"), input_shape=(32, 32, 3))
+    other = keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3))
+    other.save_weights(tmp_path / "v3.weights.h5")
+    with pytest.raises(backbones.WeightsError, match="does not fit backbone 'mobilenet_v2'"):
+        backbones.backbone("mobilenet_v2", weights=str(tmp_path / "v3.weights.h5"), input_shape=(32, 32, 3))
+    with pytest.raises(backbones.WeightsError, match=".weights.h5"):
+        backbones.backbone("mobilenet_v2", weights=str(tmp_path / "v3.weights.h5.bak"), input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="Unknown backbone 'mobilenet_v9'.*mobilenet_v2"):
+        backbones.backbone("mobilenet_v9")
+    with pytest.raises(ValueError, match="torchvision.*needs the path"):
+        backbones.backbone("mobilenet_v2", weights=None, weights_format="torchvision")
+    with pytest.raises(ValueError, match="RGB"):
+        backbones.backbone("mobilenet_v2", input_shape=(32, 32, 1))
+
+
+@pytest.fixture(scope="module")
+def digit_checkpoint(tmp_path_factory):
+    """A small_convnet trained briefly on scikit-learn's digits, saved as the cnn recipe saves."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = digits.images[..., None].astype("float32"), digits.target
+    model = cnn.small_convnet()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    path = tmp_path_factory.mktemp("checkpoint") / "small_convnet.keras"
+    model.save(path)
+    return str(path), x, y
+
+
+def test_a_zoo_checkpoint_is_cut_below_its_classifier_or_at_a_named_layer(digit_checkpoint):
+    path, x, _ = digit_checkpoint
+    saved = keras.models.load_model(path)
+    features = backbones.from_checkpoint(path)
+    assert features.output_shape == (None, 64)  # the dense layer's 64 units, the classifier cut off
+    dense = keras.Model(saved.input, saved.get_layer("dense").output)
+    np.testing.assert_allclose(features.predict(x[:8], verbose=0), dense.predict(x[:8], verbose=0), rtol=1e-5)
+    assert backbones.from_checkpoint(path, layer="pool").output_shape[1:] == saved.get_layer("pool").output.shape[1:]
+    with pytest.raises(ValueError, match="layer='conv_9' is not in model.*conv_0"):
+        backbones.from_checkpoint(path, layer="conv_9")
+    with pytest.raises(backbones.WeightsError, match=".keras"):
+        backbones.from_checkpoint(path + ".missing")
+
+
+def weights_of(layers):
+    return [weight.numpy().copy() for layer in layers for weight in layer.weights]
+
+
+def test_freezing_freezes_the_backbone_and_trains_the_head(digit_checkpoint):
+    path, x, y = digit_checkpoint
+    model = backbones.classifier(backbones.from_checkpoint(path), num_classes=10, input_shape=(8, 8, 1))
+    backbones.freeze(model)
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    network = backbones.backbone_of(model)
+    backbone_before, head_before = weights_of(network.layers), weights_of([model.get_layer("classifier")])
+    model.train_on_batch(x[:32], y[:32])
+    for before, after in zip(backbone_before, weights_of(network.layers)):
+        np.testing.assert_array_equal(before, after)
+    assert any(not np.allclose(a, b) for a, b in zip(head_before, weights_of([model.get_layer("classifier")])))
+
+
+def test_phase_two_trains_the_top_blocks_and_leaves_batchnorm_statistics_alone():
+    model = backbones.classifier(backbones.backbone("mobilenet_v2", input_shape=(32, 32, 3)), num_classes=3)
+    unfrozen = backbones.unfreeze_top(model, 2)
+    assert unfrozen == ["block_16", "Conv_1"]
+    groups = dict(backbones.blocks(model))
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    norms = [layer for layer in backbones.backbone_of(model).layers if isinstance(layer, keras.layers.BatchNormalization)]
+    statistics, bottom = weights_of(norms), weights_of(groups["block_15"])
+    # What the optimizer may move: the top two blocks' convolutions and the new head, no BatchNorm.
+    expected = {id(weight) for name in unfrozen for layer in groups[name] for weight in layer.trainable_weights
+                if not isinstance(layer, keras.layers.BatchNormalization)}
+    expected |= {id(weight) for weight in model.get_layer("classifier").weights}
+    assert {id(weight) for weight in model.trainable_weights} == expected
+    head_before = weights_of([model.get_layer("classifier")])
+    model.train_on_batch(images((32, 32, 3), batch=8), np.array([0, 1, 2, 0, 1, 2, 0, 1]))
+    for before, after in zip(statistics, weights_of(norms)):  # moving mean/variance and scale/offset
+        np.testing.assert_array_equal(before, after)
+    for before, after in zip(bottom, weights_of(groups["block_15"])):
+        np.testing.assert_array_equal(before, after)
+    assert any(not np.allclose(a, b) for a, b in zip(head_before, weights_of([model.get_layer("classifier")])))
+    with pytest.raises(ValueError, match=r"num_blocks must be an integer in \[0, 19\]"):
+        backbones.unfreeze_top(model, 20)
+
+
+def test_cached_split_computes_what_the_whole_model_computes(digit_checkpoint):
+    """The recipe trains the top on features from the bottom: top(bottom(x)) must be the model."""
+    path, x, _ = digit_checkpoint
+    for features, shape, blocks in ((backbones.from_checkpoint(path), (8, 8, 1), 2),
+                                    (backbones.backbone("mobilenet_v2", input_shape=(48, 48, 3)), (8, 8, 1), 5)):
+        model = backbones.classifier(features, num_classes=10, input_shape=shape)
+        bottom, top = finetune.split(model, blocks)
+        batch = x[:6] * 16
+        np.testing.assert_allclose(top.predict(bottom.predict(batch, verbose=0), verbose=0),
+                                   model.predict(batch, verbose=0), rtol=1e-4, atol=1e-6)
+        assert set(map(id, top.weights)) <= set(map(id, model.weights))  # shared, not copied
+
+
+def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
+    path, _, _ = digit_checkpoint
+    result = run_cli("run", "finetune", "--quick", "--backbone", path, "--cpu-replicas", "2",
+                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    import pandas as pd
+
+    row = pd.read_csv(tmp_path / "results" / "finetune.csv").iloc[0]
+    assert row["model"] == "small_convnet-checkpoint" and row["weights"] == "checkpoint small_convnet.keras"
+    assert row["epochs"] == 4 and row["replicas"] == 2
+    for column in ("test_accuracy", "phase1_accuracy", "scratch_accuracy"):
+        assert 0.3 < row[column] <= 1.0, (column, row[column])
+    assert row["scratch_seconds"] >= 0.9 * row["finetune_seconds"]  # the baseline's budget is the fine-tune's time
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2, 3]  # both phases, numbered on
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--epochs", "7"], "--epochs is set by the phases"),
+    (["--unfreeze-blocks", "9"], "--unfreeze-blocks must be in"),
+    (["--backbone", "missing.keras"], "expected an existing '.keras' file"),
+])
+def test_finetune_bad_settings_exit_with_a_clear_message_and_no_row(arguments, message, tmp_path):
+    result = run_cli("run", "finetune", "--quick", *arguments, "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "run"))
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+    assert not (tmp_path / "results" / "finetune.csv").exists()
