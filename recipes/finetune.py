@@ -202,9 +202,13 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     cached = {}
     for split_name, dataset, count in (("train", datasets.train, datasets.num_train),
                                        ("test", datasets.test, datasets.num_test)):
-        batches = dataset.batch(256)
-        features = bottom.predict(batches.map(lambda images, labels: images), verbose=0)
-        labels = np.concatenate([np.asarray(labels) for _, labels in batches])
+        path = os.path.join(backup_dir, f"features_{split_name}.npz")
+        if os.path.exists(path):  # computed before an interruption
+            with np.load(path) as saved:
+                features, labels = saved["features"], saved["labels"]
+        else:
+            features, labels = features_and_labels(bottom, dataset)
+            np.savez(path, features=features, labels=labels)
         cached[split_name] = data.pipeline(data.from_arrays(features, labels), count, config.batch_size * replicas,
                                            training=split_name == "train", seed=config.seed, replicas=replicas)
     print(f"[finetune] features below the top {config.unfreeze_blocks} blocks computed once: "
@@ -223,6 +227,18 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     with strategy.scope():
         compile_phase(model, config.finetune_learning_rate, config)  # the whole model, as saved and evaluated
     return FitHistory(second["epochs"])
+
+
+def features_and_labels(bottom, dataset, batch_size: int = 256):
+    """``bottom``'s outputs and the labels, from one pass over ``dataset``: a data set that
+    reshuffles on every pass (an image folder does) would misalign two separate passes."""
+    import numpy as np
+
+    features, labels = [], []
+    for images, batch_labels in dataset.batch(batch_size):
+        features.append(np.asarray(bottom.predict_on_batch(images)))
+        labels.append(np.asarray(batch_labels))
+    return np.concatenate(features), np.concatenate(labels)
 
 
 class FitHistory:

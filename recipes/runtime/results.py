@@ -47,6 +47,12 @@ COLUMN_MEANINGS = {
     "classifier_accuracy": "GANs: test accuracy of the convnet whose features the distances use",
     "test_d_loss, test_g_loss, test_real_score, test_fake_score": "GANs: discriminator and generator losses "
         "and the discriminator's mean probability of 'real' for real and generated test-sized batches",
+    "phase1_accuracy": "finetune: test accuracy after phase 1 (new head on the frozen backbone)",
+    "scratch_accuracy, scratch_epochs, scratch_seconds": "finetune: the same network from random weights, "
+        "trained end to end for as many seconds as both fine-tuning phases took (finetune_seconds), and how "
+        "many epochs that was",
+    "weights, image_size, unfreeze_blocks": "finetune: the pretrained weights (file and its layout), the size "
+        "images are resized to inside the model, and the top blocks trained in phase 2",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",
