@@ -160,6 +160,19 @@ def test_cached_split_computes_what_the_whole_model_computes(digit_checkpoint):
         assert set(map(id, top.weights)) <= set(map(id, model.weights))  # shared, not copied
 
 
+def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
+    """tfds and image folders reshuffle their files on every pass; features and labels must come from one."""
+    import tensorflow as tf
+
+    values = np.arange(100, dtype="float32")
+    dataset = tf.data.Dataset.from_tensor_slices((values[:, None], values.astype("int64"))).shuffle(
+        100, seed=0, reshuffle_each_iteration=True)
+    identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
+    features, labels = finetune.features_and_labels(identity, dataset, batch_size=16)
+    assert not np.array_equal(labels, values)  # shuffled ...
+    np.testing.assert_array_equal(features[:, 0], labels)  # ... and still paired
+
+
 def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
     path, _, _ = digit_checkpoint
     result = run_cli("run", "finetune", "--quick", "--backbone", path, "--cpu-replicas", "2",
