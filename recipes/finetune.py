@@ -27,7 +27,12 @@ augmentation, BatchNorm frozen), so they are computed once and both phases train
 top blocks and the head on them; the saved model is the whole network, and
 ``test_accuracy`` is measured on it end to end.
 
-Measured: see results/finetune.csv and README.md (rows record device, time and command).
+Measured (results/finetune.csv, 2 CPU cores, TF 2.21): torchvision's ImageNet MobileNetV2
+on cifar10_jpeg75 at ``--image-size 128``, 2 + 2 epochs, top 5 blocks: phase 1 77.50%,
+phase 2 85.88% in 27 minutes (the feature pass 753 s of it), short of 90%; larger images
+and more epochs should get there but did not fit on this CPU. MNIST's ``mnist_convnet``
+fine-tuned to Fashion-MNIST (``--unfreeze-blocks 1``): 85.82%, against 86.44% from scratch
+in the same 150 s.
 """
 
 from __future__ import annotations
