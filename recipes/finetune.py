@@ -238,10 +238,14 @@ def features_and_labels(bottom, dataset, batch_size: int = 256):
     """``bottom``'s outputs and the labels, from one pass over ``dataset``: a data set that
     reshuffles on every pass (an image folder does) would misalign two separate passes."""
     import numpy as np
+    import tensorflow as tf
 
+    # A plain compiled call: predict_on_batch of a model built under MirroredStrategy gives every
+    # replica the whole batch and returns all their copies.
+    infer = tf.function(lambda images: bottom(images, training=False), reduce_retracing=True)
     features, labels = [], []
     for images, batch_labels in dataset.batch(batch_size):
-        features.append(np.asarray(bottom.predict_on_batch(images)))
+        features.append(np.asarray(infer(images)))
         labels.append(np.asarray(batch_labels))
     return np.concatenate(features), np.concatenate(labels)
 
