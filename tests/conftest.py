@@ -17,36 +17,29 @@ os.environ["ZOO_OFFLINE"] = "1"  # never wait on a download in tests
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def shared_datasets_dir() -> str:
-    return os.environ.get("ZOO_SHARED_DATASETS",
-                          os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "datasets"))
+def shared_dir(kind: str) -> str:
+    """The shared copy's ``kind`` folder (datasets, weights): $ZOO_SHARED_<KIND>, else ../shared/<kind>."""
+    return os.environ.get(f"ZOO_SHARED_{kind.upper()}", os.path.join(os.path.dirname(PROJECT_ROOT), "shared", kind))
 
 
-def shared_weights_dir() -> str:
-    return os.environ.get("ZOO_SHARED_WEIGHTS",
-                          os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "weights"))
+def shared_path(kind: str, name: str, description: str, exists) -> str:
+    """Path of ``name`` in the shared ``kind`` folder, or skip saying what is missing and where."""
+    path = os.path.join(shared_dir(kind), name)
+    if not exists(path):
+        pytest.skip(f"{description} not found at {path} (set ZOO_SHARED_{kind.upper()})")
+    return path
 
 
 @pytest.fixture
 def shared_weights():
     """Path of a pretrained weights file in the shared copy, or skip saying why."""
-    def locate(name: str) -> str:
-        path = os.path.join(shared_weights_dir(), name)
-        if not os.path.isfile(path):
-            pytest.skip(f"weights file {name} not found at {path} (set ZOO_SHARED_WEIGHTS)")
-        return path
-    return locate
+    return lambda name: shared_path("weights", name, f"weights file {name}", os.path.isfile)
 
 
 @pytest.fixture
 def shared_dataset():
     """Path of one dataset's raw files in the shared copy, or skip saying why."""
-    def locate(name: str) -> str:
-        path = os.path.join(shared_datasets_dir(), name)
-        if not os.path.isdir(path):
-            pytest.skip(f"raw files for {name} not found at {path} (set ZOO_SHARED_DATASETS)")
-        return path
-    return locate
+    return lambda name: shared_path("datasets", name, f"raw files for {name}", os.path.isdir)
 
 
 def run_cli(*args: str, cwd: str = PROJECT_ROOT, env: dict | None = None, timeout: int = 600):
