@@ -264,9 +264,7 @@ def split(model, num_blocks: int):
 
     from zoo import backbones
 
-    chain = [model]
-    while backbones.backbone_of(chain[-1]) is not chain[-1]:
-        chain.append(next(layer for layer in chain[-1].layers if isinstance(layer, keras.Model)))
+    chain = backbones.nesting(model)
     network = chain[-1]
     groups = backbones.blocks(network)
     if not 0 <= num_blocks <= len(groups):

@@ -233,11 +233,19 @@ def classifier(backbone_model: keras.Model, num_classes: int, input_shape: Seque
 
 # --- freezing ------------------------------------------------------------------------------
 
+def nesting(model: keras.Model) -> list[keras.Model]:
+    """``model`` and the models nested in it, outermost first, down to the one holding the
+    pretrained layers (a classifier, its ``backbone``, the application inside)."""
+    chain = [model]
+    while len(nested := [layer for layer in chain[-1].layers if isinstance(layer, keras.Model)]) == 1:
+        chain.append(nested[0])
+    return chain
+
+
 def backbone_of(model: keras.Model) -> keras.Model:
     """The network holding the pretrained layers: for a classifier, the nested model at its
     centre (the application inside a ``backbone``); otherwise the model itself."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return backbone_of(nested[0]) if len(nested) == 1 else model
+    return nesting(model)[-1]
 
 
 def blocks(model: keras.Model) -> list[tuple[str, list]]:
