@@ -189,16 +189,19 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
                 return json.load(handle)
         with strategy.scope():
             compile_phase(top, learning_rate, config)
-        history = top.fit(cached["train"], epochs=epochs, initial_epoch=initial_epoch, verbose=config.verbose,
-                          validation_data=cached["test"],
-                          callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, name)), *callbacks])
-        state = {"accuracy": float(history.history["val_accuracy"][-1]), "epochs": history.epoch}
+        watch_path = os.path.join(backup_dir, f"{name}_time.json")
+        with stopwatch(watch_path) as watch:
+            history = top.fit(cached["train"], epochs=epochs, initial_epoch=initial_epoch, verbose=config.verbose,
+                              validation_data=cached["test"],
+                              callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, name)),
+                                         watch, *callbacks])
+        state = {"accuracy": float(history.history["val_accuracy"][-1]), "epochs": history.epoch,
+                 **read_time(watch_path)}
         top.save_weights(done)
         with open(done + ".json", "w") as handle:
             json.dump(state, handle)
         return state
 
-    start = time.perf_counter()
     strategy = model.distribute_strategy
     with strategy.scope():  # the sub-models and their optimizers must live where the variables do
         backbones.freeze(model)
@@ -208,16 +211,17 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     for split_name, dataset, count in (("train", datasets.train, datasets.num_train),
                                        ("test", datasets.test, datasets.num_test)):
         path = os.path.join(backup_dir, f"features_{split_name}.npz")
-        if os.path.exists(path):  # computed before an interruption
-            with np.load(path) as saved:
-                features, labels = saved["features"], saved["labels"]
-        else:
-            features, labels = features_and_labels(bottom, dataset)
-            np.savez(path, features=features, labels=labels)
+        if not os.path.exists(path):  # else computed before an interruption
+            with stopwatch(path + ".time.json"):
+                features, labels = features_and_labels(bottom, dataset)
+                np.savez(path, features=features, labels=labels)
+        with np.load(path) as saved:
+            features, labels = saved["features"], saved["labels"]
         cached[split_name] = data.pipeline(data.from_arrays(features, labels), count, config.batch_size * replicas,
                                            training=split_name == "train", seed=config.seed, replicas=replicas)
+    feature_time = [read_time(os.path.join(backup_dir, f"features_{name}.npz.time.json")) for name in cached]
     print(f"[finetune] features below the top {config.unfreeze_blocks} blocks computed once: "
-          f"{features.shape[1:]} per image, {time.perf_counter() - start:.0f}s")
+          f"{features.shape[1:]} per image, {sum(t['seconds'] for t in feature_time):.0f}s")
     first = phase("phase1", config.head_epochs, 0, config.learning_rate)
     second = first
     with strategy.scope():
@@ -227,8 +231,11 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
               f"{unfrozen} at learning rate {config.finetune_learning_rate}")
         second = phase("phase2", config.epochs, config.head_epochs, config.finetune_learning_rate)
     with open(os.path.join(backup_dir, "phases.json"), "w") as handle:
-        json.dump({"phase1_accuracy": first["accuracy"], "finetune_seconds": time.perf_counter() - start,
-                   "unfrozen_blocks": unfrozen}, handle)
+        # Summed over every invocation of a resumed run: the feature pass and both phases.
+        parts = [*feature_time, first, *([second] if second is not first else [])]
+        json.dump({"phase1_accuracy": first["accuracy"], "unfrozen_blocks": unfrozen,
+                   "finetune_seconds": sum(part["seconds"] for part in parts),
+                   "finetune_cpu_seconds": sum(part["cpu_seconds"] for part in parts)}, handle)
     with strategy.scope():
         compile_phase(model, config.finetune_learning_rate, config)  # the whole model, as saved and evaluated
     return FitHistory(second["epochs"])
@@ -293,6 +300,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     import shutil
 
     import keras
+    import tensorflow as tf
 
     from recipes.runtime import data
 
@@ -300,6 +308,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     with open(os.path.join(backup_dir, "phases.json")) as handle:
         phases = json.load(handle)
     metrics = {"phase1_accuracy": phases["phase1_accuracy"], "finetune_seconds": round(phases["finetune_seconds"], 1),
+               "finetune_cpu_seconds": round(phases["finetune_cpu_seconds"], 1),
                "unfreeze_blocks": config.unfreeze_blocks, "image_size": 0 if config.checkpoint else config.image_size,
                "weights": describe_weights(config)}
     if config.scratch:
@@ -317,13 +326,18 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
                               seed=config.seed, replicas=replicas)
         test = data.pipeline(datasets.test, datasets.num_test, config.batch_size * replicas, training=False,
                              seed=config.seed, replicas=replicas)
-        budget = time_budget(phases["finetune_seconds"])
-        print(f"[finetune] baseline: the same network from random weights for {phases['finetune_seconds']:.0f}s")
+        on_cpu = not tf.config.list_logical_devices("GPU")
+        clock, seconds = (("cpu_seconds", phases["finetune_cpu_seconds"]) if on_cpu
+                          else ("seconds", phases["finetune_seconds"]))
+        budget = time_budget(seconds, clock)
+        print(f"[finetune] baseline: the same network from random weights for {seconds:.0f} "
+              f"{'CPU ' if on_cpu else ''}seconds, as the fine-tune took")
         scratch.fit(train, epochs=10_000, verbose=0, callbacks=[budget])
         steps_per_epoch = -(-datasets.num_train // (config.batch_size * replicas))
         metrics.update(scratch_accuracy=float(scratch.evaluate(test, verbose=0, return_dict=True)["accuracy"]),
                        scratch_epochs=round(budget.steps / steps_per_epoch, 2),
-                       scratch_seconds=round(budget.elapsed, 1))
+                       scratch_seconds=round(budget.used["seconds"], 1),
+                       scratch_cpu_seconds=round(budget.used["cpu_seconds"], 1), budget_clock=clock)
     shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing to resume
     return metrics
 
@@ -341,19 +355,64 @@ def scratch_layer(layer):
     return layer.__class__.from_config(config)
 
 
-def time_budget(seconds: float):
-    """A callback stopping training after ``seconds`` (checked after every batch)."""
+def now() -> dict:
+    """Both clocks: wall seconds, and this process's CPU seconds (every thread's)."""
+    return {"seconds": time.perf_counter(), "cpu_seconds": time.process_time()}
+
+
+def time_budget(seconds: float, clock: str = "seconds"):
+    """A callback stopping training once ``clock`` (wall ``seconds`` or ``cpu_seconds``) has
+    advanced by ``seconds`` (checked after every batch). On a CPU the fine-tune and its baseline
+    are compared in CPU seconds: other work sharing the cores then slows either without
+    shrinking or stretching its budget."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.steps, self.elapsed, self.start = 0, 0.0, time.perf_counter()
+            self.steps, self.start = 0, now()
+            self.used = {name: 0.0 for name in self.start}
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
-            self.elapsed = time.perf_counter() - self.start
-            if self.elapsed >= seconds:
+            self.used = {name: value - self.start[name] for name, value in now().items()}
+            if self.used[clock] >= seconds:
                 self.model.stop_training = True
 
     return TimeBudget()
+
+
+def read_time(path: str) -> dict:
+    """The seconds a ``stopwatch`` saved at ``path``; zero when none was saved."""
+    if os.path.exists(path):
+        with open(path) as handle:
+            return json.load(handle)
+    return {"seconds": 0.0, "cpu_seconds": 0.0}
+
+
+def stopwatch(path: str):
+    """Wall and CPU seconds spent inside ``with`` (saved at every epoch end when it is also a
+    fit callback), added to what ``path`` holds from earlier, interrupted invocations."""
+    import keras
+
+    class Stopwatch(keras.callbacks.Callback):
+        def __enter__(self):
+            self.before, self.start = read_time(path), now()
+            return self
+
+        @property
+        def total(self) -> dict:
+            return {name: self.before[name] + value - self.start[name] for name, value in now().items()}
+
+        def save(self):
+            with open(path, "w") as handle:
+                json.dump(self.total, handle)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.save()
+
+        def __exit__(self, error_type, error, traceback):
+            if error_type is None:
+                self.save()
+
+    return Stopwatch()

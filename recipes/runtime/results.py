@@ -48,9 +48,12 @@ COLUMN_MEANINGS = {
     "test_d_loss, test_g_loss, test_real_score, test_fake_score": "GANs: discriminator and generator losses "
         "and the discriminator's mean probability of 'real' for real and generated test-sized batches",
     "phase1_accuracy": "finetune: test accuracy after phase 1 (new head on the frozen backbone)",
-    "scratch_accuracy, scratch_epochs, scratch_seconds": "finetune: the same network from random weights, "
-        "trained end to end for as many seconds as both fine-tuning phases took (finetune_seconds), and how "
-        "many epochs that was",
+    "finetune_seconds, finetune_cpu_seconds": "finetune: wall and CPU seconds of the feature pass and both "
+        "phases, summed over a resumed run's invocations (CPU seconds: every thread of the process)",
+    "scratch_accuracy, scratch_epochs, scratch_seconds, scratch_cpu_seconds, budget_clock": "finetune: the same "
+        "network from random weights, trained end to end for as long as the fine-tune took on the clock "
+        "budget_clock names (cpu_seconds on a CPU, so other work on the cores does not bias the comparison; "
+        "wall seconds on accelerators), how many epochs that was, and its wall and CPU seconds",
     "weights, image_size, unfreeze_blocks": "finetune: the pretrained weights (file and its layout), the size "
         "images are resized to inside the model, and the top blocks trained in phase 2",
 }
