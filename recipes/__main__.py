@@ -79,7 +79,10 @@ def command_run(argv: list[str]) -> int:
     for recipe, config in configs.items():
         command = "zoo run " + " ".join([recipe, *overrides])
         try:
-            train.run(recipe, modules[recipe], config, command=command)
+            if hasattr(modules[recipe], "run"):  # a recipe that trains no model (deepdream) runs itself
+                modules[recipe].run(config, command=command)
+            else:
+                train.run(recipe, modules[recipe], config, command=command)
         except (UnknownModelError, ConfigError, WeightsError) as error:
             failures.append((recipe, str(error), USAGE_ERROR))
         except (DataError, train.NaNLossError, train.ResumeError) as error:

@@ -55,7 +55,15 @@ COLUMN_MEANINGS = {
         "budget_clock names (cpu_seconds on a CPU, so other work on the cores does not bias the comparison; "
         "wall seconds on accelerators), how many epochs that was, and its wall and CPU seconds",
     "weights, image_size, unfreeze_blocks": "finetune: the pretrained weights (file and its layout), the size "
-        "images are resized to inside the model, and the top blocks trained in phase 2",
+        "images are resized to inside the model, and the top blocks trained in phase 2 (deepdream: weights too)",
+    "start_objective, dream_objective, objective_gain": "deepdream: the objective (mean over the chosen layers "
+        "of the mean squared activation) on the original image and on the dream, both at full size without "
+        "jitter, and their ratio",
+    "layers, octave_scale, steps, jitter, image_shape, ascent_cpu_seconds": "deepdream: the amplified layers, "
+        "the size ratio between octaves, ascent steps per octave, the largest random roll (pixels), the image's "
+        "height x width, and the ascent's CPU seconds; for deepdream epochs counts octaves, learning_rate is the "
+        "step (mean pixel change on the 0-255 scale), train_seconds the ascent's wall time and "
+        "samples_per_second the rolled image copies processed per second",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",
