@@ -16,6 +16,7 @@ RECIPES = {
     "transformer": "Transformers: an IMDB encoder classifier, a character GPT, a Vision Transformer",
     "gan": "GANs: DCGAN and a class-conditional DCGAN on MNIST, scored by a Frechet distance",
     "finetune": "Transfer learning: a pretrained backbone fine-tuned in two phases, against training from scratch",
+    "autoencoder": "Autoencoders on MNIST: dense, convolutional, denoising and a variational autoencoder",
     "deepdream": "DeepDream: gradient ascent on an image to amplify what a pretrained backbone's layers see",
 }
 

@@ -21,12 +21,17 @@ QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60, "rnn": 0.60, "transformer": 0.60, "fin
 
 def check_quick_quality(recipe: str, row) -> None:
     """A quick run learnt: classifiers beat chance; a GAN's samples sit closer to the real
-    digits (in its classifier's feature space) than the untrained generator's; DeepDream's
-    ascent raised the activations it amplifies."""
+    digits (in its classifier's feature space) than the untrained generator's; an autoencoder's
+    reconstructions beat the training set's mean image and a VAE's -ELBO beats independent
+    pixels; DeepDream's ascent raised the activations it amplifies."""
     if recipe == "gan":
         assert row["real_fid"] < row["test_fid"] < 0.9 * row["untrained_fid"], \
             (row["real_fid"], row["test_fid"], row["untrained_fid"])
         assert row["classifier_accuracy"] > 0.9
+    elif recipe == "autoencoder":
+        assert row["test_mse"] < 0.8 * row["mean_image_mse"], (row["test_mse"], row["mean_image_mse"])
+        assert -row["test_elbo"] < row["mean_image_cross_entropy"] - 1.0, \
+            (row["test_elbo"], row["mean_image_cross_entropy"])
     elif recipe == "deepdream":
         assert row["dream_objective"] > 1.3 * row["start_objective"], (row["start_objective"], row["dream_objective"])
     else:
@@ -51,7 +56,7 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, tmp_path):
     module = recipes.load(recipe)
     trains = not hasattr(module, "run")  # a recipe with its own run (deepdream) trains no model
     artifacts = ["model.keras", "history.csv", "curves.png", "config.json"] if trains else ["config.json"]
-    if trains and recipe != "gan":  # a GAN predicts no classes
+    if trains and recipe not in ("gan", "autoencoder"):  # these predict no classes
         artifacts.append("confusion_matrix.png")
     for artifact in artifacts:
         assert (tmp_path / "run" / artifact).exists(), artifact

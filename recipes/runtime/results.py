@@ -47,6 +47,21 @@ COLUMN_MEANINGS = {
     "classifier_accuracy": "GANs: test accuracy of the convnet whose features the distances use",
     "test_d_loss, test_g_loss, test_real_score, test_fake_score": "GANs: discriminator and generator losses "
         "and the discriminator's mean probability of 'real' for real and generated test-sized batches",
+    "test_elbo": "VAEs: evidence lower bound on the test images in nats per image (negative; higher is better), one "
+                 "posterior sample per image, = -test_loss; a Bernoulli decoder on [0, 1] grey levels, so not "
+                 "comparable to log-likelihoods on binarised MNIST",
+    "test_reconstruction_loss, test_kl_loss": "VAEs: the two terms of -test_elbo: the decoder's Bernoulli "
+        "cross-entropy summed over pixels at a posterior sample, and KL(q(z|x) || N(0, I)), nats per image",
+    "test_mse (autoencoder)": "autoencoders: per-pixel squared error of the deterministic reconstruction (a VAE "
+                              "decodes its posterior mean), intensities in [0, 1]; their test_loss is the summed "
+                              "per-pixel cross-entropy in nats per image (VAEs: -ELBO)",
+    "mean_image_mse, mean_image_cross_entropy": "autoencoders: the training set's mean image as every test "
+        "reconstruction: its per-pixel MSE and its cross-entropy in nats per image (the negative log-likelihood of "
+        "independent Bernoulli pixels, which a VAE's -test_elbo must beat)",
+    "denoised_mse": "autoencoders: per-pixel MSE against the clean test images of the reconstructions of copies with "
+                    "Gaussian noise of noise_stddev on [0, 1] intensities (the noise alone scores noise_stddev^2)",
+    "latent_dim, noise_stddev": "GANs: noise size; autoencoders: code size, and the noise behind denoised_mse "
+                                "(also the denoising model's training corruption)",
     "phase1_accuracy": "finetune: test accuracy after phase 1 (new head on the frozen backbone)",
     "finetune_seconds, finetune_cpu_seconds": "finetune: wall and CPU seconds of the feature pass and both "
         "phases, summed over a resumed run's invocations (CPU seconds: every thread of the process)",
