@@ -15,8 +15,8 @@
   Reference: the Keras example "Bidirectional LSTM on IMDB" reports about 85-88%.
   ``--model imdb_recursive`` composes the words bottom-up over a balanced binary tree
   with one shared layer (zoo/recursive.py) and is reported in the same table: 3 epochs
-  not yet measured (on 6,000 training reviews, 2 epochs: 86.0%; it trains 4-12x faster
-  than the BiLSTM in short measurements on shared cores: an estimated 10-15 minutes).
+  reached 87.37% (87.72% after 2; training accuracy 98%, so it overfits by the third) in
+  9 minutes on 2 CPU cores shared with a niced job, against the BiLSTM's 88.27% in 36.
 - Language model: tfds ``tiny_shakespeare`` (train 90%, test the last 5% of the text),
   100-character windows; ``test_loss`` is the held-out cross-entropy in nats per
   character, each window starting without context. The run writes ``samples.txt`` and
