@@ -17,6 +17,7 @@ RECIPES = {
     "gan": "GANs: DCGAN and a class-conditional DCGAN on MNIST, scored by a Frechet distance",
     "finetune": "Transfer learning: a pretrained backbone fine-tuned in two phases, against training from scratch",
     "autoencoder": "Autoencoders on MNIST: dense, convolutional, denoising and a variational autoencoder",
+    "dbn": "A deep belief network: RBMs pretrained greedily with contrastive divergence, then fine-tuned",
     "deepdream": "DeepDream: gradient ascent on an image to amplify what a pretrained backbone's layers see",
 }
 

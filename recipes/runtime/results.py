@@ -64,11 +64,19 @@ COLUMN_MEANINGS = {
                                 "(also the denoising model's training corruption)",
     "phase1_accuracy": "finetune: test accuracy after phase 1 (new head on the frozen backbone)",
     "finetune_seconds, finetune_cpu_seconds": "finetune: wall and CPU seconds of the feature pass and both "
-        "phases, summed over a resumed run's invocations (CPU seconds: every thread of the process)",
+        "phases, summed over a resumed run's invocations (CPU seconds: every thread of the process); dbn "
+        "(finetune_seconds only): backpropagation fine-tuning after pretraining",
+    "hidden_units, cd_k, pretrain_epochs": "dbn: widths of the stacked RBMs (input side first), Gibbs steps per "
+        "contrastive-divergence update (the k of CD-k), and pretraining epochs per RBM",
+    "pretrain_seconds": "dbn: seconds of greedy RBM pretraining, all layers (part of train_seconds)",
+    "reconstruction_error_*": "dbn: RBM N's (1 = on the pixels) mean squared error per unit between its input and "
+        "the first reconstruction of its CD updates, averaged over its last pretraining epoch",
     "scratch_accuracy, scratch_epochs, scratch_seconds, scratch_cpu_seconds, budget_clock": "finetune: the same "
         "network from random weights, trained end to end for as long as the fine-tune took on the clock "
         "budget_clock names (cpu_seconds on a CPU, so other work on the cores does not bias the comparison; "
-        "wall seconds on accelerators), how many epochs that was, and its wall and CPU seconds",
+        "wall seconds on accelerators), how many epochs that was, and its wall and CPU seconds; dbn "
+        "(scratch_accuracy, scratch_seconds): the same classifier from random weights, trained with the "
+        "fine-tuning settings for the same number of epochs, and its seconds",
     "weights, image_size, unfreeze_blocks": "finetune: the pretrained weights (file and its layout), the size "
         "images are resized to inside the model, and the top blocks trained in phase 2 (deepdream: weights too)",
     "start_objective, dream_objective, objective_gain": "deepdream: the objective (mean over the chosen layers "
