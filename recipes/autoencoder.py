@@ -27,9 +27,11 @@ results/autoencoder/: test images, reconstructions, noisy copies and their recon
 the test codes coloured by class (first two principal components above 2 dimensions); for a
 VAE, 100 images decoded from the prior and, in 2-d, the decoded latent grid.
 
-Expected: not yet measured on MNIST. Time, estimated from 30 timed training steps on 2 busy
-CPU cores, not from a run: dense models about 22 CPU-seconds an epoch (20 epochs: roughly 4-8
-minutes), convolutional ones about 160 (5 epochs: roughly 7-14 minutes). The quick run (about
+Measured on MNIST (results/autoencoder.csv, 2 CPU cores shared with other runs): mnist_vae,
+20 epochs, test ELBO -143.55 nats per image (reconstruction 136.85 + KL 6.70; the mean image
+205.80), MSE 0.0376, in 13 minutes; mnist_dense_autoencoder, 20 epochs, MSE 0.0359 in 13
+minutes; mnist_denoising_autoencoder, 5 epochs, MSE 0.0423 (0.0426 from noisy copies) in
+20 minutes (the mean image: 0.0675). All with a 2-d code, which keeps reconstructions blurry. The quick run (about
 a minute of CPU time) reached test_elbo -25.4 nats against 27.2 for independent pixels.
 """
 

@@ -24,7 +24,9 @@ baseline use the strategy through ``model.fit``.
 The default network is Hinton et al.'s 784-500-500-2000-10 (1.67M parameters): it fits the time
 budget, so no smaller default was needed. Anchor: Hinton, Osindero and Teh (2006) report 1.25%
 test error with it (30 epochs per RBM, a label-joint top RBM, up-down fine-tuning); Hinton and
-Salakhutdinov (2006) 1.2% with backpropagation fine-tuning. Full MNIST: not yet measured.
+Salakhutdinov (2006) 1.2% with backpropagation fine-tuning. Measured (results/dbn.csv, 2 CPU
+cores shared with other runs): 98.54% test accuracy (1.46% error) in 18 minutes, pretraining
+638 s of it; the same network from random weights, same 10 SGD epochs: 10.10% (chance).
 Expected time on 2 CPU cores, scaled from timing 60 batches of each stage (niced, beside another
 training job): about 55 s per pretraining epoch of all three RBMs and 25 s per fine-tuning epoch,
 so about 20 minutes with the defaults (9 pretraining, 5 fine-tuning, 4 for the baseline, 1 for
