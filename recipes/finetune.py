@@ -35,8 +35,8 @@ phase 2 85.88% in 27 minutes (the feature pass 753 s of it), short of 90%. At
 ``--image-size 192 --head-epochs 1 --finetune-epochs 3`` the feature pass took 1473 s,
 phase 1 reached 77.25% and phase 2 84.27%, 87.15% and 86.60% after its three epochs
 (its baseline did not fit the session): resolution gains little here, so 90% needs more
-than the top blocks on cached features (augmentation, the whole network), i.e. a GPU. MNIST's ``mnist_convnet``
-fine-tuned to Fashion-MNIST (``--unfreeze-blocks 1``): 85.82%, against 86.44% from scratch
+than the top blocks on cached features (augmentation, the whole network), i.e. a GPU.
+MNIST's ``mnist_convnet`` fine-tuned to Fashion-MNIST (``--unfreeze-blocks 1``): 85.82%, against 86.44% from scratch
 in the same 150 s.
 """
 
