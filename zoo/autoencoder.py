@@ -45,7 +45,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from zoo.gan import _replica_position
+from zoo.layers import replica_position
 from zoo.layers import check_choice
 from zoo.registry import register_model
 
@@ -224,7 +224,7 @@ class VAE(keras.Model):
 
     def _noise(self, batch_size):
         """This replica's slice of one global batch of noise: 1 and N replicas draw the same numbers."""
-        replica, replicas = _replica_position()
+        replica, replicas = replica_position()
         noise = keras.random.normal((batch_size * replicas, self.latent_dim), seed=self.noise_seed)
         return noise[replica * batch_size:(replica + 1) * batch_size]
 
@@ -261,7 +261,7 @@ class VAE(keras.Model):
             reconstruction, kl = self.per_image_losses(images, training=True)
             # Under tf.distribute the replicas' gradients are summed: divide each replica's
             # mean by their number so the sum is the global-batch mean.
-            loss = ops.mean(reconstruction + kl) / _replica_position()[1]
+            loss = ops.mean(reconstruction + kl) / replica_position()[1]
             scaled = self.optimizer.scale_loss(loss)  # mixed float16: the loss-scale optimizer's factor
         weights = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))

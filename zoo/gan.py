@@ -35,6 +35,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from zoo.layers import replica_position
 from zoo.registry import register_model
 
 
@@ -101,18 +102,6 @@ def discriminator(image_shape: Sequence[int] = (28, 28, 1), num_classes: int = 0
     projection = layers.Dot(axes=1, name="projection")([features, class_embedding])
     logit = layers.Add(name="conditional_logit")([logit, projection])
     return keras.Model([image, label], logit, name=name)
-
-
-def _replica_position() -> tuple[int, int]:
-    """(this replica's index, number of replicas) under tf.distribute; (0, 1) otherwise."""
-    if keras.backend.backend() != "tensorflow":
-        return 0, 1
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None:
-        return 0, 1
-    return context.replica_id_in_sync_group, context.num_replicas_in_sync
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -193,7 +182,7 @@ class GAN(keras.Model):
 
     def _noise(self, batch_size):
         """This replica's slice of one global batch of noise: 1 and N replicas draw the same numbers."""
-        replica, replicas = _replica_position()
+        replica, replicas = replica_position()
         noise = keras.random.normal((batch_size * replicas, self.latent_dim), seed=self.noise_seed)
         return noise[replica * batch_size:(replica + 1) * batch_size]
 
@@ -228,7 +217,7 @@ class GAN(keras.Model):
     def _record(self, d_loss, g_loss, real_score, fake_score):
         # Under tf.distribute, Keras's losses divide each replica's mean by the number of
         # replicas so that the summed gradients are the global mean; the logged value must not be.
-        replicas = _replica_position()[1]
+        replicas = replica_position()[1]
         self.trackers["d_loss"].update_state(d_loss * replicas)
         self.trackers["g_loss"].update_state(g_loss * replicas)
         self.trackers["real_score"].update_state(real_score)

@@ -454,3 +454,16 @@ class RepeatChannels(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "times": self.times}
+
+
+def replica_position() -> tuple[int, int]:
+    """(this replica's index, number of replicas) under tf.distribute; (0, 1) otherwise. For
+    custom train steps (the GAN's, the VAE's) that split noise draws and scale losses per replica."""
+    if keras.backend.backend() != "tensorflow":
+        return 0, 1
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 0, 1
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
