@@ -38,8 +38,6 @@ beside one other job, most of it start-up and tracing the step.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import os
 import sys
 import time
@@ -258,14 +256,11 @@ def run(config: Config, command: str = "", log=print) -> dict:
     dream_objective = float(objective(features, tf.constant(dreamt)))
     save_pictures(image, dreamt, output_dir)
     row = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **train.run_columns(placement, config, commit),
         "recipe": "deepdream", "model": config.backbone, "dataset": image_name, "dataset_source": source,
         "train_examples": 1, "params": features.count_params(), "epochs": config.octaves,
         "per_replica_batch_size": 1, "global_batch_size": placement.replicas, "learning_rate": config.learning_rate,
-        "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
-        "backend": keras.backend.backend(), "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
-        "mixed_precision": False, "jit_compile": False, "steps_per_execution": 1, "commit": commit,
-        "seed": config.seed, "train_seconds": round(seconds, 2),
+        "train_seconds": round(seconds, 2),
         "samples_per_second": round(config.octaves * config.steps * placement.replicas / seconds, 2),
         "ascent_cpu_seconds": round(cpu_seconds, 2), "start_objective": start_objective,
         "dream_objective": dream_objective, "objective_gain": dream_objective / start_objective, "weights": weights,
@@ -273,10 +268,7 @@ def run(config: Config, command: str = "", log=print) -> dict:
         "jitter": config.jitter, "image_shape": f"{image.shape[0]}x{image.shape[1]}",
         "command": command or " ".join(sys.argv),
     }
-    with open(os.path.join(output_dir, "config.json"), "w") as handle:
-        json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
-    if distribute.is_chief():
-        train.publish("deepdream", sys.modules[__name__], config, row, output_dir, results_dir, log)
+    train.record("deepdream", sys.modules[__name__], config, row, output_dir, results_dir, log)
     log(f"[deepdream] objective {start_objective:.4g} -> {dream_objective:.4g} ({row['objective_gain']:.2f}x) in "
         f"{seconds:.1f}s ({cpu_seconds:.1f} CPU seconds); pictures in {output_dir}")
     return row

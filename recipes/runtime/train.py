@@ -334,25 +334,18 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
 
     metrics = evaluate_and_save(model, module, datasets, test, config, output_dir)
     row = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **run_columns(placement, config, commit, jit_compile=use_xla(config)),
         "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
         "train_examples": datasets.num_train, "params": model.count_params(), "epochs": epochs_done,
         "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch,
-        "learning_rate": config.learning_rate, "replicas": placement.replicas, "strategy": placement.name,
-        "device": placement.device, "backend": keras.backend.backend(), "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__, "mixed_precision": config.mixed_precision,
-        "jit_compile": use_xla(config), "steps_per_execution": config.steps_per_execution,
-        "commit": commit, "seed": config.seed, "train_seconds": round(train_seconds, 2),
+        "learning_rate": config.learning_rate, "train_seconds": round(train_seconds, 2),
         "samples_per_second": round(datasets.num_train * timed_epochs / train_seconds, 1),
         **({"tokens_per_second": round(datasets.num_train * timed_epochs / train_seconds
                                        * datasets.extras["tokens_per_example"])}
            if "tokens_per_example" in datasets.extras else {}),
         **metrics, "command": command or " ".join(sys.argv),
     }
-    with open(os.path.join(output_dir, "config.json"), "w") as handle:
-        json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
-    if distribute.is_chief():
-        publish(recipe, module, config, row, output_dir, results_dir, log)
+    record(recipe, module, config, row, output_dir, results_dir, log)
     if config.tracking == "mlflow":
         log_to_mlflow(recipe, config, row, output_dir)
     log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
@@ -388,6 +381,26 @@ def published_artifacts(module, config) -> tuple:
     """Run files a recipe shows beside its table: ``PUBLISH``, a tuple or a function of the config."""
     artifacts = getattr(module, "PUBLISH", ())
     return tuple(artifacts(config) if callable(artifacts) else artifacts)
+
+
+def run_columns(placement, config: config_lib.RunConfig, commit: str, jit_compile: bool = False) -> dict:
+    """The columns every results row shares: when, on what and with which software and settings it ran.
+    ``placement`` is ``distribute.make_strategy``'s; recipes that train no model (``run``) use it too."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
+        "backend": keras.backend.backend(), "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+        "mixed_precision": config.mixed_precision, "jit_compile": jit_compile,
+        "steps_per_execution": config.steps_per_execution, "commit": commit, "seed": config.seed,
+    }
+
+
+def record(recipe: str, module, config, row: dict, output_dir: str, results_dir: str, log) -> None:
+    """Save the run's config and row beside its artifacts; on the chief, publish the row."""
+    with open(os.path.join(output_dir, "config.json"), "w") as handle:
+        json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
+    if distribute.is_chief():
+        publish(recipe, module, config, row, output_dir, results_dir, log)
 
 
 def publish(recipe: str, module, config, row: dict, output_dir: str, results_dir: str, log) -> None:
