@@ -4,6 +4,7 @@ they are absent; point ZOO_SHARED_DATASETS at a folder laid out like ../shared/d
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +41,23 @@ def shared_weights():
 def shared_dataset():
     """Path of one dataset's raw files in the shared copy, or skip saying why."""
     return lambda name: shared_path("datasets", name, f"raw files for {name}", os.path.isdir)
+
+
+TWO_LOGICAL_CPUS = """
+import json
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+
+def json_from_two_logical_cpus(script: str, timeout: int = 300):
+    """Run ``script`` in a fresh Python process whose CPU is split into 2 logical devices (a
+    split possible only before TensorFlow starts) and return the JSON it prints last."""
+    result = subprocess.run([sys.executable, "-c", TWO_LOGICAL_CPUS + script], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run_cli(*args: str, cwd: str = PROJECT_ROOT, env: dict | None = None, timeout: int = 600):

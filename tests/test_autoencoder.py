@@ -1,10 +1,6 @@
 """Autoencoders and the VAE: learning on real digits, the ELBO's two terms, replica-consistent
 training, save/load, the denoising corruption, sampling helpers, and bad input."""
 
-import json
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -13,7 +9,7 @@ from sklearn.datasets import load_digits
 import zoo
 from recipes.runtime import config as config_lib
 from recipes.runtime import train
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import json_from_two_logical_cpus
 from tests.test_recipes import quick_row_on_two_replicas
 
 
@@ -66,12 +62,8 @@ def test_autoencoder_reconstructs_real_digits_better_than_their_mean_image():
 
 
 # Trains the same tiny VAE on the same digits on 1 and on 2 logical CPU replicas, in a fresh
-# process (the CPU can be split only before TensorFlow starts), and prints the logs.
+# process, and prints the logs.
 REPLICA_SCRIPT = """
-import json
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import zoo
 from tests.test_autoencoder import digit_images
@@ -91,10 +83,7 @@ print(json.dumps(losses))
 
 
 def test_one_and_two_replicas_log_the_same_losses():
-    result = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    losses = json_from_two_logical_cpus(REPLICA_SCRIPT)
     one, two = losses["1"], losses["2"]
     assert set(one) == {"loss", "reconstruction_loss", "kl_loss", "elbo"} | {f"val_{name}" for name in
                                                                               ("loss", "reconstruction_loss",

@@ -1,18 +1,14 @@
 """GANs: the Frechet distance, replica-consistent training, save/load with both networks and
 optimizers, sampling helpers, bad input, and the recipe's quick runs on 2 logical CPU replicas."""
 
-import json
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
 import zoo
-from recipes.runtime import results, train
-from tests.conftest import PROJECT_ROOT, run_cli
+from recipes.runtime import train
+from tests.conftest import json_from_two_logical_cpus, run_cli
 from tests.test_recipes import quick_row_on_two_replicas
 
 
@@ -39,13 +35,8 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_noise():
 
 
 # Trains the same tiny GANs (unconditional and conditional) on the same digits on 1 and on 2
-# logical CPU replicas, in a fresh process (the CPU can be split only before TensorFlow
-# starts), and prints each one's losses.
+# logical CPU replicas, in a fresh process, and prints each one's losses.
 REPLICA_SCRIPT = """
-import json
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from tests.test_gan import digit_images, tiny_gan
 images, labels = digit_images(128)
@@ -68,10 +59,7 @@ print(json.dumps(losses))
 
 
 def test_one_and_two_replicas_log_the_same_losses():
-    result = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    losses = json_from_two_logical_cpus(REPLICA_SCRIPT)
     for kind in ("unconditional", "conditional"):
         one, two = losses[f"{kind}-1"], losses[f"{kind}-2"]
         assert set(one) == {"d_loss", "g_loss", "real_score", "fake_score"}
