@@ -20,6 +20,18 @@ def check_choice(name: str, value, allowed) -> None:
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+def sequence_input(vocab_size: int | None, sequence_length: int | None, input_shape, model: str = "A classifier"):
+    """The input of a sequence model: ``(steps, features)`` numbers when ``input_shape`` is
+    given, else int32 token ids (any length when ``sequence_length`` is None)."""
+    if input_shape is not None:
+        if len(input_shape) != 2:
+            raise ValueError(f"input_shape must be (steps, features) for a numeric sequence, got {input_shape}")
+        return keras.Input(shape=tuple(input_shape), name="sequence")
+    if not vocab_size:
+        raise ValueError(f"{model} needs vocab_size (token ids) or input_shape=(steps, features)")
+    return keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+
+
 class ZeroPadShortcut(layers.Layer):
     """He et al.'s option-A shortcut: subsample by ``stride`` and zero-pad new channels.
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from zoo.layers import classifier_head
+from zoo.layers import classifier_head, sequence_input
 from zoo.registry import register_model
 
 
@@ -179,16 +179,11 @@ def recursive_nn(units: Sequence[int] = (128,), vocab_size: int | None = 20000, 
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    inputs = sequence_input(vocab_size, sequence_length, input_shape, model="A recursive classifier")
     if input_shape is not None:
-        if len(input_shape) != 2:
-            raise ValueError(f"input_shape must be (steps, features) for a numeric sequence, got {input_shape}")
-        inputs = keras.Input(shape=tuple(input_shape), name="sequence")
         leaves = layers.Dense(dim, activation=activation, name="leaf_projection")(inputs)
-    elif vocab_size:
-        inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-        leaves = layers.Embedding(vocab_size, dim, mask_zero=True, name="embedding")(inputs)
     else:
-        raise ValueError("A recursive classifier needs vocab_size (token ids) or input_shape=(steps, features)")
+        leaves = layers.Embedding(vocab_size, dim, mask_zero=True, name="embedding")(inputs)
     if dropout:
         leaves = layers.Dropout(dropout, name="leaf_dropout")(leaves)
     root = TreeComposer(activation, kernel_initializer, name="tree")(leaves)

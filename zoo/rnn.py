@@ -27,7 +27,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers import AddLastValue, MaskedPooling1D, RelativeToLast, Standardize, check_choice, classifier_head
+from zoo.layers import AddLastValue, MaskedPooling1D, RelativeToLast, Standardize, check_choice, classifier_head, \
+    sequence_input
 from zoo.registry import register_model
 
 CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
@@ -92,16 +93,9 @@ def rnn(head: str = "classify", cell: str = "lstm", units: Sequence[int] = (64,)
         check_choice("pooling", pooling, POOLINGS)
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        if input_shape is not None:
-            if len(input_shape) != 2:
-                raise ValueError(f"input_shape must be (steps, features) for a numeric sequence, got {input_shape}")
-            inputs = keras.Input(shape=tuple(input_shape), name="sequence")
-            x = inputs
-        elif vocab_size:
-            inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+        x = inputs = sequence_input(vocab_size, sequence_length, input_shape)
+        if input_shape is None:
             x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
-        else:
-            raise ValueError("A classifier needs vocab_size (token ids) or input_shape=(steps, features)")
         x = recurrent_stack(x, bidirectional=bidirectional, return_sequences=pooling != "last", **stack)
         if pooling != "last":
             x = MaskedPooling1D(pooling, name=f"{pooling}_pool")(x)
