@@ -278,11 +278,11 @@ def split(model, num_blocks: int):
 
     chain = backbones.nesting(model)
     network = chain[-1]
-    groups = backbones.blocks(network)
-    if not 0 <= num_blocks <= len(groups):
-        raise ConfigError(f"--unfreeze-blocks must be in [0, {len(groups)}] for {network.name} "
-                          f"(blocks: {[name for name, _ in groups]}); got {num_blocks}")
-    cut = groups[len(groups) - num_blocks][1][0].input if num_blocks else network.output
+    try:
+        top_groups = backbones.top_blocks(network, num_blocks)
+    except ValueError as error:
+        raise ConfigError(f"--unfreeze-blocks: {error}") from None
+    cut = top_groups[0][1][0].input if top_groups else network.output
     bottom, top = keras.Model(network.input, cut), keras.Model(cut, network.output)
     for outer, inner in zip(reversed(chain[:-1]), reversed(chain[1:])):
         position = outer.layers.index(inner)

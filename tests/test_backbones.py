@@ -194,7 +194,7 @@ def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_pa
 
 @pytest.mark.parametrize("arguments, message", [
     (["--epochs", "7"], "--epochs is set by the phases"),
-    (["--unfreeze-blocks", "9"], "--unfreeze-blocks must be in"),
+    (["--unfreeze-blocks", "9"], "--unfreeze-blocks: num_blocks must be an integer in"),
     (["--backbone", "missing.keras"], "expected an existing '.keras' file"),
 ])
 def test_finetune_bad_settings_exit_with_a_clear_message_and_no_row(arguments, message, tmp_path):

@@ -283,6 +283,15 @@ def freeze(model: keras.Model) -> keras.Model:
     return model
 
 
+def top_blocks(network: keras.Model, num_blocks: int) -> list:
+    """The top ``num_blocks`` of ``blocks(network)``, lowest first, as ``(name, layers)``."""
+    groups = blocks(network)
+    if not isinstance(num_blocks, int) or not 0 <= num_blocks <= len(groups):
+        raise ValueError(f"num_blocks must be an integer in [0, {len(groups)}] for {network.name!r} "
+                         f"(its blocks: {[name for name, _ in groups]}), got {num_blocks!r}")
+    return groups[len(groups) - num_blocks:] if num_blocks else []
+
+
 def unfreeze_top(model: keras.Model, num_blocks: int) -> list[str]:
     """Make the top ``num_blocks`` blocks trainable (phase 2) and return their names.
 
@@ -291,11 +300,7 @@ def unfreeze_top(model: keras.Model, num_blocks: int) -> list[str]:
     The head outside the backbone stays trainable. Recompile after, with a lower rate.
     """
     network = backbone_of(model)
-    groups = blocks(network)
-    if not isinstance(num_blocks, int) or not 0 <= num_blocks <= len(groups):
-        raise ValueError(f"num_blocks must be an integer in [0, {len(groups)}] for {network.name!r} "
-                         f"(its blocks: {[name for name, _ in groups]}), got {num_blocks!r}")
-    top = groups[len(groups) - num_blocks:] if num_blocks else []
+    top = top_blocks(network, num_blocks)
     chosen = {id(layer) for _, members in top for layer in members}
     network.trainable = True
     for layer in network.layers:
