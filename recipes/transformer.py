@@ -59,8 +59,7 @@ TASKS = {"imdb_reviews": "classify", "digit_tokens": "classify", "tiny_shakespea
 TASK_DEFAULTS = {
     "classify": dict(model="transformer_classifier_small", epochs=2, batch_size=64, learning_rate=1e-3,
                      sequence_length=256, dropout=0.1),
-    "language_model": dict(model="char_gpt_small", epochs=10, batch_size=64, learning_rate=2e-3,
-                           sequence_length=128, dropout=0.0),
+    "language_model": dict(model="char_gpt_small", epochs=10, batch_size=64, learning_rate=2e-3, dropout=0.0),
     "image": dict(model="vit_mnist", epochs=10, batch_size=128, learning_rate=1e-3, dropout=0.1),
 }
 # --quick trains on data that ships with installed packages.
@@ -68,7 +67,7 @@ QUICK_DATA = {"imdb_reviews": "digit_tokens", "tiny_shakespeare": "sklearn_docs"
               "fashion_mnist": "digits", "cifar10": "digits"}
 QUICK_DEFAULTS = {
     "classify": dict(model="transformer_classifier_tiny", epochs=6, batch_size=32, learning_rate=3e-3),
-    "language_model": dict(model="char_gpt_tiny", epochs=4, batch_size=16, sequence_length=32, learning_rate=3e-3),
+    "language_model": dict(model="char_gpt_tiny", epochs=4, batch_size=16, learning_rate=3e-3),
     "image": dict(model="vit_tiny", patch_size=2, epochs=12, batch_size=32, learning_rate=3e-3),
 }
 
@@ -90,7 +89,7 @@ class Config(RunConfig):
     patch_size: int = 0  # ViT: override the patch size
     vocab_size: int = 20000  # words kept by the IMDB vectorizer
     keep: Literal["first", "last"] = "last"  # which words of a longer review to keep
-    sequence_length: int = 0  # words per review or characters of GPT context (256, 128)
+    sequence_length: int = 0  # words per review (0: 256) or characters of GPT context (0: the model's own)
     sample_length: int = 1000  # characters generated after training the language model
     temperature: float = 0.8  # sampling temperature for those characters
     top_k: int = 0  # sample among the k likeliest characters only; 0: all
@@ -141,6 +140,7 @@ def make_datasets(config: Config):
         return sequences.text_classification(config.dataset, data.resolve_data_dir(config.data_dir),
                                              config.vocab_size, config.sequence_length, config.keep)
     if config.task == "language_model":
+        config.sequence_length = config.sequence_length or model_context(config.model)
         return sequences.character_windows(config.dataset, data.resolve_data_dir(config.data_dir),
                                            config.sequence_length, random_offsets=config.random_windows)
     if config.dataset == "digits":  # the ViT rescales 0-255 inside; digits are 0-16
@@ -151,6 +151,22 @@ def make_datasets(config: Config):
     if config.dataset == "cifar10":
         return cnn.cifar10_datasets(config)
     return data.load_image_classification(config.dataset, data.resolve_data_dir(config.data_dir))
+
+
+def model_context(name: str) -> int:
+    """Characters of context the registered language model ``name`` is built for by default
+    (char_gpt_tiny 32, char_gpt_small 128, char_gpt_base 256)."""
+    import zoo
+
+    try:
+        shape = zoo.build(name).input_shape
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"--model {name} cannot be built as a language model ({error}); use a model from "
+                          f"`zoo list` made for it, e.g. {TASK_DEFAULTS['language_model']['model']}")
+    if len(shape) != 2 or not shape[1]:
+        raise ConfigError(f"--model {name} is not a language model (its input is {shape[1:]}, not a fixed number "
+                          f"of characters); use e.g. {TASK_DEFAULTS['language_model']['model']}")
+    return int(shape[1])
 
 
 def model_options(config: Config, datasets) -> dict:

@@ -80,3 +80,18 @@ def test_attention_dropout_is_its_own_setting_and_survives_saving(tmp_path):
     ids = np.random.default_rng(0).integers(0, 65, (2, 32)).astype("int32")
     # In inference, dropout of either kind is off: the outputs are deterministic.
     np.testing.assert_allclose(model(ids, training=False), model(ids, training=False))
+
+
+def test_language_model_context_defaults_to_the_models_own():
+    from recipes import transformer
+    from recipes.runtime.config import ConfigError
+
+    assert [transformer.model_context(name) for name in ("char_gpt_tiny", "char_gpt_small", "char_gpt_base")] \
+        == [32, 128, 256]
+    config = transformer.Config(dataset="tiny_shakespeare", quick=True, model="char_gpt_small")
+    datasets = transformer.make_datasets(config)  # scikit-learn's docs as the quick corpus
+    assert config.sequence_length == 128 and datasets.input_shape == (128,)
+    config = transformer.Config(dataset="tiny_shakespeare", quick=True, model="char_gpt_small", sequence_length=48)
+    assert transformer.make_datasets(config).input_shape == (48,)  # a set length wins
+    with pytest.raises(ConfigError, match="not a language model"):
+        transformer.model_context("transformer_classifier_tiny")

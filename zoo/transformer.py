@@ -141,6 +141,13 @@ def char_gpt_small(**kwargs) -> keras.Model:
 
 
 @register_model
+def char_gpt_base(**kwargs) -> keras.Model:
+    """4 causal blocks of width 192, 4 heads, 256 characters of context (about 1.9M parameters)."""
+    options = dict(vocab_size=65, sequence_length=256, embed_dim=192, depth=4, num_heads=4) | kwargs
+    return gpt(name="char_gpt_base", **options)
+
+
+@register_model
 def vit_tiny(**kwargs) -> keras.Model:
     """MNIST-sized ViT: 28x28x1 images in 7x7 patches, 2 blocks of width 32."""
     options = dict(input_shape=(28, 28, 1), patch_size=7, embed_dim=32, depth=2, num_heads=2) | kwargs
