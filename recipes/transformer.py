@@ -38,9 +38,10 @@ Attention dropout is off: on 2 CPU cores it halved the IMDB classifier's trainin
 Measured (results/transformer.csv, 2 CPU cores, TF 2.21): the IMDB classifier 87.66% in 2
 epochs (44 minutes on one thread); ``vit_mnist`` 97.80% on MNIST in 8
 epochs (34 minutes on one thread); ``char_gpt_base`` (1.85M parameters, 256 characters of
-context) **1.5991 nats/char** on the test split after 9 epochs in 84 minutes on 2 cores (short tests beside it in the first two epochs)
-(1,788 characters/s), with ``--batch-size 8 --learning-rate 1e-3 --random-windows true
---weight-decay 0.1 --epochs 9`` and no dropout: held-out 2.49, 2.03, 1.86, 1.73, 1.69,
+context) **1.5991 nats/char** on the test split after 9 epochs in 84 minutes on 2 cores
+(short tests beside it in the first two epochs; 1,788 characters/s), with ``--batch-size 8
+--learning-rate 1e-3 --random-windows true --weight-decay 0.1 --epochs 9`` and no
+dropout: held-out 2.49, 2.03, 1.86, 1.73, 1.69,
 1.65, 1.62, 1.60, 1.60 by epoch while the training loss reached 1.28, so it overfits and
 the last epochs gained little; dropout (nanoGPT uses 0.2) and more epochs are the next
 step. ``char_gpt_small`` 1.687 after 15 epochs (8,192 characters a step, fixed windows,
