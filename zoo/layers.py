@@ -19,7 +19,6 @@ def check_choice(name: str, value, allowed) -> None:
         raise ValueError(f"Unknown {name}={value!r}; expected one of {list(allowed)}")
 
 
-@keras.saving.register_keras_serializable(package="zoo")
 def sequence_input(vocab_size: int | None, sequence_length: int | None, input_shape, model: str = "A classifier"):
     """The input of a sequence model: ``(steps, features)`` numbers when ``input_shape`` is
     given, else int32 token ids (any length when ``sequence_length`` is None)."""
@@ -32,6 +31,7 @@ def sequence_input(vocab_size: int | None, sequence_length: int | None, input_sh
     return keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class ZeroPadShortcut(layers.Layer):
     """He et al.'s option-A shortcut: subsample by ``stride`` and zero-pad new channels.
 
