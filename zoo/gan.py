@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from zoo.layers import replica_position
+from zoo.layers import replica_normal, replica_position
 from zoo.registry import register_model
 
 
@@ -182,9 +182,7 @@ class GAN(keras.Model):
 
     def _noise(self, batch_size):
         """This replica's slice of one global batch of noise: 1 and N replicas draw the same numbers."""
-        replica, replicas = replica_position()
-        noise = keras.random.normal((batch_size * replicas, self.latent_dim), seed=self.noise_seed)
-        return noise[replica * batch_size:(replica + 1) * batch_size]
+        return replica_normal(batch_size, self.latent_dim, self.noise_seed)
 
     def _unpack(self, data):
         if isinstance(data, (tuple, list)):

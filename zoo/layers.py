@@ -479,3 +479,11 @@ def replica_position() -> tuple[int, int]:
     if context is None:
         return 0, 1
     return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
+def replica_normal(batch_size, dim: int, seed):
+    """This replica's ``(batch_size, dim)`` slice of one global batch of standard normal noise,
+    so 1 and N replicas draw the same numbers (``seed``: a ``keras.random.SeedGenerator``)."""
+    replica, replicas = replica_position()
+    noise = keras.random.normal((batch_size * replicas, dim), seed=seed)
+    return noise[replica * batch_size:(replica + 1) * batch_size]
