@@ -175,7 +175,9 @@ def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
 
 def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
     path, _, _ = digit_checkpoint
+    # Two blocks, so phase 2 starts from feature maps and can shift them.
     result = run_cli("run", "finetune", "--quick", "--backbone", path, "--cpu-replicas", "2",
+                     "--unfreeze-blocks", "2", "--feature-shift", "0.25", "--finetune-schedule", "cosine",
                      "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     import pandas as pd
@@ -196,6 +198,8 @@ def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_pa
     (["--epochs", "7"], "--epochs is set by the phases"),
     (["--unfreeze-blocks", "9"], "--unfreeze-blocks: num_blocks must be an integer in"),
     (["--backbone", "missing.keras"], "expected an existing '.keras' file"),
+    (["--feature-shift", "0.5"], "--feature-shift must be in [0, 0.5)"),
+    (["--feature-shift", "0.2"], "--feature-shift moves feature maps"),  # the quick cut gives flat features
 ])
 def test_finetune_bad_settings_exit_with_a_clear_message_and_no_row(arguments, message, tmp_path):
     result = run_cli("run", "finetune", "--quick", *arguments, "--results-dir", str(tmp_path / "results"),
@@ -203,6 +207,23 @@ def test_finetune_bad_settings_exit_with_a_clear_message_and_no_row(arguments, m
     assert result.returncode != 0
     assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
     assert not (tmp_path / "results" / "finetune.csv").exists()
+
+
+def test_feature_shifts_move_each_map_by_whole_cells_within_the_bound():
+    """Phase 2's augmentation: every map moved as a whole, by at most the fraction, edges reflected."""
+    maps = np.arange(16 * 8 * 8 * 3, dtype="float32").reshape(16, 8, 8, 3)
+    shifted = np.asarray(finetune.feature_shifts(maps.shape[1:], 0.25, seed=3)(maps, training=True))
+    moves = set()
+    for original, moved in zip(maps, shifted):
+        padded = np.pad(original, ((2, 2), (2, 2), (0, 0)), mode="symmetric")  # keras "reflect": d c b a | a b c d
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(moved, padded[2 - dy:10 - dy, 2 - dx:10 - dx])]
+        assert found, "a map was not moved as a whole by whole cells within 0.25 of its size"
+        moves.add(found[0])
+    assert len(moves) > 3  # each map its own move
+    np.testing.assert_array_equal(finetune.feature_shifts(maps.shape[1:], 0.25, seed=3)(maps, training=False), maps)
+    with pytest.raises(finetune.ConfigError, match="moves feature maps"):
+        finetune.feature_shifts((128,), 0.25, seed=3)
 
 
 def test_stopwatch_adds_an_interrupted_invocation_s_time(tmp_path):
