@@ -368,10 +368,14 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
         on_cpu = not tf.config.list_logical_devices("GPU")
         clock, seconds = (("cpu_seconds", phases["finetune_cpu_seconds"]) if on_cpu
                           else ("seconds", phases["finetune_seconds"]))
-        budget = time_budget(seconds, clock)
+        budget = time_budget(seconds, clock, path=os.path.join(backup_dir, "scratch_time.json"))
+        resumed = f" (resumed after {budget.used[clock]:.0f})" if budget.steps else ""
         print(f"[finetune] baseline: the same network from random weights for {seconds:.0f} "
-              f"{'CPU ' if on_cpu else ''}seconds, as the fine-tune took")
-        scratch.fit(train, epochs=10_000, verbose=0, callbacks=[budget])
+              f"{'CPU ' if on_cpu else ''}seconds, as the fine-tune took{resumed}")
+        # Checkpointed at every epoch's end, where the budget saves its clock: an interrupted
+        # baseline resumes from its last epoch with the time it had used then.
+        scratch.fit(train, epochs=10_000, verbose=0,
+                    callbacks=[budget, keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "scratch"))])
         steps_per_epoch = -(-datasets.num_train // (config.batch_size * replicas))
         metrics.update(scratch_accuracy=float(scratch.evaluate(test, verbose=0, return_dict=True)["accuracy"]),
                        scratch_epochs=round(budget.steps / steps_per_epoch, 2),
@@ -399,24 +403,39 @@ def now() -> dict:
     return {"seconds": time.perf_counter(), "cpu_seconds": time.process_time()}
 
 
-def time_budget(seconds: float, clock: str = "seconds"):
+def time_budget(seconds: float, clock: str = "seconds", path: str | None = None):
     """A callback stopping training once ``clock`` (wall ``seconds`` or ``cpu_seconds``) has
     advanced by ``seconds`` (checked after every batch). On a CPU the fine-tune and its baseline
     are compared in CPU seconds: other work sharing the cores then slows either without
-    shrinking or stretching its budget."""
+    shrinking or stretching its budget.
+
+    With ``path``, the time and steps used are saved there at every epoch's end and a new
+    budget starts from what was saved: with a checkpoint taken at the same moments, an
+    interrupted run goes on with the budget it had left."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.steps, self.start = 0, now()
-            self.used = {name: 0.0 for name in self.start}
+            saved = {"steps": 0, **read_time(path or "")}
+            self.steps, self.start = saved.pop("steps"), now()
+            self.before = self.used = saved
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
-            self.used = {name: value - self.start[name] for name, value in now().items()}
+            self.used = {name: self.before[name] + value - self.start[name] for name, value in now().items()}
             if self.used[clock] >= seconds:
                 self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if path:
+                with open(path, "w") as handle:
+                    json.dump({**self.used, "steps": self.steps}, handle)
+
+        def on_train_end(self, logs=None):
+            # Finished: BackupAndRestore deletes its checkpoint now, so a later start begins anew.
+            if path and os.path.exists(path):
+                os.remove(path)
 
     return TimeBudget()
 

@@ -226,6 +226,33 @@ def test_feature_shifts_move_each_map_by_whole_cells_within_the_bound():
         finetune.feature_shifts((128,), 0.25, seed=3)
 
 
+def test_an_interrupted_baseline_resumes_with_the_budget_it_had_used(tmp_path):
+    """The scratch baseline's clock is saved with its checkpoint: a restart continues both."""
+    x, y = images((8, 8, 1), batch=64).astype("float32") / 255, np.arange(64) % 10
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    clock_path, checkpoint = str(tmp_path / "scratch_time.json"), str(tmp_path / "scratch")
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    budget = finetune.time_budget(1e6, "cpu_seconds", path=clock_path)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=16, epochs=4, verbose=0,
+                  callbacks=[budget, keras.callbacks.BackupAndRestore(checkpoint), Interrupt()])
+    saved = json.load(open(clock_path))
+    assert saved["steps"] == 8 and saved["cpu_seconds"] > 0  # two epochs of four batches
+    resumed = finetune.time_budget(1e6, "cpu_seconds", path=clock_path)
+    assert resumed.steps == 8 and resumed.used == {key: saved[key] for key in ("seconds", "cpu_seconds")}
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0,
+                        callbacks=[resumed, keras.callbacks.BackupAndRestore(checkpoint)])
+    assert history.epoch == [2, 3] and resumed.steps == 16
+    assert resumed.used["cpu_seconds"] > saved["cpu_seconds"]
+    assert not os.path.exists(clock_path) and not os.path.exists(checkpoint)  # finished: a new start begins anew
+
+
 def test_stopwatch_adds_an_interrupted_invocation_s_time(tmp_path):
     path = str(tmp_path / "phase_time.json")
     with finetune.stopwatch(path):
