@@ -74,6 +74,7 @@ class Config(RunConfig):
     finetune_learning_rate: float = 1e-4  # Adam, phase 2: small steps keep the pretrained features
     finetune_schedule: Literal["constant", "cosine"] = "constant"  # phase 2's learning rate over its epochs
     feature_shift: float = 0.0  # phase 2: random shifts of the cached feature maps, a fraction of their size
+    mirror: bool = False  # phase 2: each training image mirrored half the time (its features cached too)
     dropout: float = 0.2  # before the new head
     batch_size: int = 64
     epochs: int = 0  # set from the phases: head_epochs + finetune_epochs
@@ -196,6 +197,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     """Phase 1 (frozen backbone), then phase 2 (top blocks), on features computed once."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from recipes.runtime import data
     from zoo import backbones
@@ -229,16 +231,23 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     cached, arrays = {}, {}
     for split_name, dataset, count in (("train", datasets.train, datasets.num_train),
                                        ("test", datasets.test, datasets.num_test)):
+        mirror = config.mirror and split_name == "train"
         path = os.path.join(backup_dir, f"features_{split_name}.npz")
         if not os.path.exists(path):  # else computed before an interruption
             with stopwatch(path + ".time.json"):
-                features, labels = features_and_labels(bottom, dataset)
-                np.savez(path, features=features, labels=labels)
+                features, labels, mirrored = features_and_labels(bottom, dataset, mirror=mirror)
+                np.savez(path, features=features, labels=labels, **({"mirrored": mirrored} if mirror else {}))
         with np.load(path) as saved:
             features, labels = saved["features"], saved["labels"]
+            if mirror:  # both in one dataset, without a second in-memory copy of either
+                paired = data.from_arrays((features, saved["mirrored"]), labels)
+                mirrored_train = data.pipeline(paired, count, config.batch_size * replicas, training=True,
+                                               seed=config.seed, replicas=replicas, cache=False,
+                                               batch_map=mirrored_half(config.seed))
         arrays[split_name] = data.from_arrays(features, labels)
         cached[split_name] = data.pipeline(arrays[split_name], count, config.batch_size * replicas,
-                                           training=split_name == "train", seed=config.seed, replicas=replicas)
+                                           training=split_name == "train", seed=config.seed, replicas=replicas,
+                                           cache=False)
     feature_time = [read_time(os.path.join(backup_dir, f"features_{name}.npz.time.json")) for name in cached]
     print(f"[finetune] features below the top {config.unfreeze_blocks} blocks computed once: "
           f"{features.shape[1:]} per image, {sum(t['seconds'] for t in feature_time):.0f}s")
@@ -249,10 +258,10 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     with strategy.scope():
         unfrozen = backbones.unfreeze_top(model, config.unfreeze_blocks)
     if config.finetune_epochs:
-        train = cached["train"]
+        train = mirrored_train if config.mirror else cached["train"]
         if shifts is not None:
-            train = data.pipeline(arrays["train"], datasets.num_train, config.batch_size * replicas, training=True,
-                                  seed=config.seed, replicas=replicas, augment=shifts)
+            train = train.map(lambda maps, labels: (shifts(maps, training=True), labels),
+                              num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
         learning_rate = config.finetune_learning_rate
         if config.finetune_schedule == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(
@@ -260,7 +269,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
         print(f"[finetune] phase 1 (head only): test accuracy {first['accuracy']:.4f}; phase 2 trains "
               f"{unfrozen} at learning rate {config.finetune_learning_rate} ({config.finetune_schedule})"
               + (f", feature maps shifted by up to {config.feature_shift:g} of their size" if config.feature_shift
-                 else ""))
+                 else "") + (", half of the images mirrored" if config.mirror else ""))
         second = phase("phase2", train, config.epochs, config.head_epochs, learning_rate)
     with open(os.path.join(backup_dir, "phases.json"), "w") as handle:
         # Summed over every invocation of a resumed run: the feature pass and both phases.
@@ -288,20 +297,38 @@ def feature_shifts(feature_shape, fraction: float, seed: int):
                                           seed=seed, name="feature_shifts")
 
 
-def features_and_labels(bottom, dataset, batch_size: int = 256):
-    """``bottom``'s outputs and the labels, from one pass over ``dataset``: a data set that
-    reshuffles on every pass (an image folder does) would misalign two separate passes."""
+def features_and_labels(bottom, dataset, batch_size: int = 256, mirror: bool = False):
+    """``bottom``'s outputs, the labels and (``mirror``) ``bottom``'s outputs for the mirrored
+    images (else None), from one pass over ``dataset``: a data set that reshuffles on every
+    pass (an image folder does) would misalign two separate passes."""
     import numpy as np
     import tensorflow as tf
 
     # A plain compiled call: predict_on_batch of a model built under MirroredStrategy gives every
     # replica the whole batch and returns all their copies.
     infer = tf.function(lambda images: bottom(images, training=False), reduce_retracing=True)
-    features, labels = [], []
+    features, labels, mirrored = [], [], []
     for images, batch_labels in dataset.batch(batch_size):
         features.append(np.asarray(infer(images)))
         labels.append(np.asarray(batch_labels))
-    return np.concatenate(features), np.concatenate(labels)
+        if mirror:
+            mirrored.append(np.asarray(infer(tf.image.flip_left_right(images))))
+    return np.concatenate(features), np.concatenate(labels), np.concatenate(mirrored) if mirror else None
+
+
+def mirrored_half(seed: int):
+    """A batch map for (features, mirrored features) pairs: each example's mirrored
+    features in place of its own with probability 1/2 (random horizontal flips, computed
+    once by the frozen bottom)."""
+    import tensorflow as tf
+
+    def choose(pair, labels):
+        features, mirrored = pair
+        flip = tf.random.uniform(tf.shape(labels)[:1], seed=seed) < 0.5
+        flip = tf.reshape(flip, [-1] + [1] * (len(features.shape) - 1))
+        return tf.where(flip, mirrored, features), labels
+
+    return choose
 
 
 class FitHistory:

@@ -168,16 +168,37 @@ def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
     dataset = tf.data.Dataset.from_tensor_slices((values[:, None], values.astype("int64"))).shuffle(
         100, seed=0, reshuffle_each_iteration=True)
     identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
-    features, labels = finetune.features_and_labels(identity, dataset, batch_size=16)
+    features, labels, mirrored = finetune.features_and_labels(identity, dataset, batch_size=16)
     assert not np.array_equal(labels, values)  # shuffled ...
     np.testing.assert_array_equal(features[:, 0], labels)  # ... and still paired
+    assert mirrored is None
+
+
+def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their_labels():
+    import tensorflow as tf
+
+    pictures = images((6, 5, 1), batch=40).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((pictures, np.arange(40))).shuffle(
+        40, seed=0, reshuffle_each_iteration=True)  # reshuffles, like an image folder
+    bottom = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Identity()])
+    features, labels, mirrored = finetune.features_and_labels(bottom, dataset, batch_size=16, mirror=True)
+    np.testing.assert_array_equal(features, pictures[labels])
+    np.testing.assert_array_equal(mirrored, pictures[labels][:, :, ::-1])
+    # Phase 2 sees each example's own features or its mirrored ones, about half of each.
+    choose = finetune.mirrored_half(seed=1)
+    chosen, chosen_labels = choose((tf.constant(features), tf.constant(mirrored)), tf.constant(labels))
+    chosen = np.asarray(chosen)
+    flipped = [np.array_equal(c, m) and not np.array_equal(c, f) for c, f, m in zip(chosen, features, mirrored)]
+    kept = [np.array_equal(c, f) for c, f in zip(chosen, features)]
+    assert all(a != b for a, b in zip(flipped, kept)) and 8 <= sum(flipped) <= 32
+    np.testing.assert_array_equal(chosen_labels, labels)
 
 
 def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
     path, _, _ = digit_checkpoint
     # Two blocks, so phase 2 starts from feature maps and can shift them.
     result = run_cli("run", "finetune", "--quick", "--backbone", path, "--cpu-replicas", "2",
-                     "--unfreeze-blocks", "2", "--feature-shift", "0.25", "--finetune-schedule", "cosine",
+                     "--unfreeze-blocks", "2", "--feature-shift", "0.25", "--finetune-schedule", "cosine", "--mirror",
                      "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     import pandas as pd

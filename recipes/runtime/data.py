@@ -410,8 +410,10 @@ def first_batch_size(batch_size: int, num_examples: int, replicas: int) -> int:
 
 def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, training: bool, seed: int,
              augment: Callable | None = None, shuffle_buffer: int = 10_000, replicas: int = 1,
-             batch_map: Callable | None = None) -> tf.data.Dataset:
+             batch_map: Callable | None = None, cache: bool = True) -> tf.data.Dataset:
     """cache -> shuffle -> batch -> batch_map and augment (training only) -> prefetch.
+
+    ``cache=False`` for data already in memory (arrays), which a cache would copy.
 
     ``batch_size`` is the global batch; tf.distribute splits each batch across replicas
     (``replicas`` of them; see ``first_batch_size`` for data smaller than one batch).
@@ -420,7 +422,9 @@ def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, train
     """
     batch_size = first_batch_size(batch_size, num_examples, replicas)
     # Stating the size lets Keras show progress and know where an epoch ends.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_examples)).cache()
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_examples))
+    if cache:
+        dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
