@@ -199,7 +199,6 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     """Phase 1 (frozen backbone), then phase 2 (top blocks), on features computed once."""
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from recipes.runtime import data
     from zoo import backbones
@@ -230,7 +229,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
         backbones.freeze(model)
         bottom, top = split(model, config.unfreeze_blocks)
     replicas = strategy.num_replicas_in_sync
-    cached, arrays = {}, {}
+    cached = {}
     for split_name, dataset, count in (("train", datasets.train, datasets.num_train),
                                        ("test", datasets.test, datasets.num_test)):
         mirror = config.mirror and split_name == "train"
@@ -242,29 +241,27 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
                 del features, mirrored  # loaded again below; at 192 px each is 2.7 GB of CIFAR-10's
         with np.load(path) as saved:
             features, labels = saved["features"], saved["labels"]
-            if mirror:  # both in one dataset, without a second in-memory copy of either
-                paired = data.from_arrays((features, saved["mirrored"]), labels)
-                mirrored_train = data.pipeline(paired, count, config.batch_size * replicas, training=True,
-                                               seed=config.seed, replicas=replicas, cache=False,
-                                               batch_map=mirrored_half(config.seed))
-        arrays[split_name] = data.from_arrays(features, labels)
-        cached[split_name] = data.pipeline(arrays[split_name], count, config.batch_size * replicas,
+            source = data.from_arrays(features, labels)
+            if split_name == "train":  # phase 2's: with mirror both in one dataset, with no second copy of either
+                phase2_train = data.from_arrays((features, saved["mirrored"]), labels) if mirror else source
+        cached[split_name] = data.pipeline(source, count, config.batch_size * replicas,
                                            training=split_name == "train", seed=config.seed, replicas=replicas,
                                            cache=False)
     feature_time = [read_time(os.path.join(backup_dir, f"features_{name}.npz.time.json")) for name in cached]
     print(f"[finetune] features below the top {config.unfreeze_blocks} blocks computed once: "
           f"{features.shape[1:]} per image, {sum(t['seconds'] for t in feature_time):.0f}s")
-    shifts = (feature_shifts(arrays["train"].element_spec[0].shape, config.feature_shift, config.seed)
+    shifts = (feature_shifts(features.shape[1:], config.feature_shift, config.seed)
               if config.feature_shift else None)  # checked before phase 1
     first = phase("phase1", cached["train"], config.head_epochs, 0, config.learning_rate)
     second = first
     with strategy.scope():
         unfrozen = backbones.unfreeze_top(model, config.unfreeze_blocks)
     if config.finetune_epochs:
-        train = mirrored_train if config.mirror else cached["train"]
-        if shifts is not None:
-            train = train.map(lambda maps, labels: (shifts(maps, training=True), labels),
-                              num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        train = cached["train"]
+        if config.mirror or shifts is not None:
+            train = data.pipeline(phase2_train, datasets.num_train, config.batch_size * replicas, training=True,
+                                  seed=config.seed, replicas=replicas, cache=False, augment=shifts,
+                                  batch_map=mirrored_half(config.seed) if config.mirror else None)
         learning_rate = config.finetune_learning_rate
         if config.finetune_schedule == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(
