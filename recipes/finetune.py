@@ -55,6 +55,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from typing import Literal
 
@@ -371,8 +372,6 @@ def split(model, num_blocks: int):
 def report(model, datasets, config: Config, run_dir: str) -> dict:
     """phase1_accuracy from the first phase; scratch_accuracy from the same network trained
     from random weights for the fine-tune's time."""
-    import shutil
-
     import keras
     import tensorflow as tf
 
@@ -403,14 +402,13 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
         on_cpu = not tf.config.list_logical_devices("GPU")
         clock, seconds = (("cpu_seconds", phases["finetune_cpu_seconds"]) if on_cpu
                           else ("seconds", phases["finetune_seconds"]))
-        budget = time_budget(seconds, clock, path=os.path.join(backup_dir, "scratch_time.json"))
+        budget = time_budget(seconds, clock, backup_dir=os.path.join(backup_dir, "scratch"), save_seconds=120)
         resumed = f" (resumed after {budget.used[clock]:.0f})" if budget.steps else ""
         print(f"[finetune] baseline: the same network from random weights for {seconds:.0f} "
               f"{'CPU ' if on_cpu else ''}seconds, as the fine-tune took{resumed}")
-        # Checkpointed at every epoch's end, where the budget saves its clock: an interrupted
-        # baseline resumes from its last epoch with the time it had used then.
-        scratch.fit(train, epochs=10_000, verbose=0,
-                    callbacks=[budget, keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "scratch"))])
+        # The budget checkpoints the baseline with its clock every two minutes and at each epoch's
+        # end: an interrupted baseline resumes from there with the time it had used then.
+        scratch.fit(train, epochs=10_000, initial_epoch=budget.initial_epoch, verbose=0, callbacks=[budget])
         steps_per_epoch = -(-datasets.num_train // (config.batch_size * replicas))
         metrics.update(scratch_accuracy=float(scratch.evaluate(test, verbose=0, return_dict=True)["accuracy"]),
                        scratch_epochs=round(budget.steps / steps_per_epoch, 2),
@@ -438,41 +436,87 @@ def now() -> dict:
     return {"seconds": time.perf_counter(), "cpu_seconds": time.process_time()}
 
 
-def time_budget(seconds: float, clock: str = "seconds", path: str | None = None):
+def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None = None,
+                save_seconds: float | None = None):
     """A callback stopping training once ``clock`` (wall ``seconds`` or ``cpu_seconds``) has
     advanced by ``seconds`` (checked after every batch). On a CPU the fine-tune and its baseline
     are compared in CPU seconds: other work sharing the cores then slows either without
-    shrinking or stretching its budget.
+    shrinking or stretching its budget. ``steps`` counts the batches trained, also when
+    ``steps_per_execution`` runs several between two callbacks.
 
-    With ``path``, the time and steps used are saved there at every epoch's end and a new
-    budget starts from what was saved: with a checkpoint taken at the same moments, an
-    interrupted run goes on with the budget it had left."""
+    With ``backup_dir`` the run resumes: the model's weights with the optimizer's state, the
+    time and steps used and the epoch are saved there together, at every epoch's end and (with
+    ``save_seconds``) whenever that many wall seconds have passed since the last save. A new
+    budget on the same directory restores the weights when training begins and goes on with the
+    budget that was left; pass ``initial_epoch=budget.initial_epoch`` to ``fit``. A save in the
+    middle of an epoch resumes at that epoch's first batch (the batches before the save are seen
+    again: a few hundred images twice for a save every two minutes). When training ends the
+    directory is deleted, so a later start begins anew."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            saved = {"steps": 0, **read_time(path or "")}
-            self.steps, self.start = saved.pop("steps"), now()
-            self.before = self.used = saved
+            self.saved = saved_budget(backup_dir)
+            state = {"seconds": 0.0, "cpu_seconds": 0.0, "steps": 0, "epoch": 0}
+            if self.saved:
+                with open(os.path.join(self.saved, "state.json")) as handle:
+                    state.update(json.load(handle))
+            self.steps, self.initial_epoch = state.pop("steps"), state.pop("epoch")
+            self.before = self.used = state
+            self.start = now()
+
+        def on_train_begin(self, logs=None):
+            if self.saved:
+                if not self.model.optimizer.built:
+                    self.model.optimizer.build(self.model.trainable_variables)
+                self.model.load_weights(os.path.join(self.saved, "model.weights.h5"))
+            self.start = self.saved_at = now()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.last_batch = epoch, -1
 
         def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
+            self.steps, self.last_batch = self.steps + batch - self.last_batch, batch
             self.used = {name: self.before[name] + value - self.start[name] for name, value in now().items()}
             if self.used[clock] >= seconds:
                 self.model.stop_training = True
+            elif save_seconds and now()["seconds"] - self.saved_at["seconds"] >= save_seconds:
+                self.save(self.epoch)  # resumes at this epoch's first batch
 
         def on_epoch_end(self, epoch, logs=None):
-            if path:
-                with open(path, "w") as handle:
-                    json.dump({**self.used, "steps": self.steps}, handle)
+            self.save(epoch + 1)
+
+        def save(self, epoch):
+            """Written to ``next``, then swapped in for ``latest``: an interruption leaves one whole state."""
+            self.saved_at = now()
+            if not backup_dir:
+                return
+            latest, new, old = (os.path.join(backup_dir, name) for name in ("latest", "next", "previous"))
+            shutil.rmtree(new, ignore_errors=True)
+            os.makedirs(new)
+            self.model.save_weights(os.path.join(new, "model.weights.h5"))
+            with open(os.path.join(new, "state.json"), "w") as handle:
+                json.dump({**self.used, "steps": self.steps, "epoch": epoch}, handle)
+            if os.path.exists(latest):
+                os.replace(latest, old)
+            os.replace(new, latest)
+            shutil.rmtree(old, ignore_errors=True)
 
         def on_train_end(self, logs=None):
-            # Finished: BackupAndRestore deletes its checkpoint now, so a later start begins anew.
-            if path and os.path.exists(path):
-                os.remove(path)
+            if backup_dir:
+                shutil.rmtree(backup_dir, ignore_errors=True)
 
     return TimeBudget()
+
+
+def saved_budget(backup_dir: str | None) -> str | None:
+    """The directory holding the state a ``time_budget`` saved in ``backup_dir`` (None when none):
+    ``latest``, or ``previous`` when an interruption came between the two renames of a save."""
+    for name in ("latest", "previous"):
+        if backup_dir and os.path.exists(os.path.join(backup_dir, name, "state.json")):
+            return os.path.join(backup_dir, name)
+    return None
 
 
 def read_time(path: str) -> dict:

@@ -247,31 +247,58 @@ def test_feature_shifts_move_each_map_by_whole_cells_within_the_bound():
         finetune.feature_shifts((128,), 0.25, seed=3)
 
 
-def test_an_interrupted_baseline_resumes_with_the_budget_it_had_used(tmp_path):
-    """The scratch baseline's clock is saved with its checkpoint: a restart continues both."""
+@pytest.mark.parametrize("save_seconds, stop_at, saved_steps, resumed_epochs", [
+    (None, (2, 0), 8, [2, 3]),  # saved at epoch ends only: goes on at the next epoch
+    (1e-9, (1, 2), 6, [1, 2, 3]),  # saved after every batch: the interrupted epoch starts over
+])
+def test_an_interrupted_baseline_resumes_with_its_weights_and_the_budget_it_had_used(
+        tmp_path, save_seconds, stop_at, saved_steps, resumed_epochs):
+    """The scratch baseline's clock, weights, optimizer state and epoch are saved together: a
+    restart in a new process (a new model) continues all of them."""
     x, y = images((8, 8, 1), batch=64).astype("float32") / 255, np.arange(64) % 10
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    clock_path, checkpoint = str(tmp_path / "scratch_time.json"), str(tmp_path / "scratch")
+
+    def model():
+        network = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+        network.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return network
 
     class Interrupt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
+        def on_train_batch_begin(self, batch, logs=None):
+            if (self.epoch, batch) == stop_at:
+                self.weights = [np.array(weight) for weight in self.model.weights]
                 raise KeyboardInterrupt
 
-    budget = finetune.time_budget(1e6, "cpu_seconds", path=clock_path)
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    class Restored(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [np.array(weight) for weight in self.model.weights]
+            self.iterations = int(self.model.optimizer.iterations)
+
+    backup = str(tmp_path / "scratch")
+    budget, interrupt = finetune.time_budget(1e6, "cpu_seconds", backup, save_seconds), Interrupt()
     with pytest.raises(KeyboardInterrupt):
-        model.fit(x, y, batch_size=16, epochs=4, verbose=0,
-                  callbacks=[budget, keras.callbacks.BackupAndRestore(checkpoint), Interrupt()])
-    saved = json.load(open(clock_path))
-    assert saved["steps"] == 8 and saved["cpu_seconds"] > 0  # two epochs of four batches
-    resumed = finetune.time_budget(1e6, "cpu_seconds", path=clock_path)
-    assert resumed.steps == 8 and resumed.used == {key: saved[key] for key in ("seconds", "cpu_seconds")}
-    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0,
-                        callbacks=[resumed, keras.callbacks.BackupAndRestore(checkpoint)])
-    assert history.epoch == [2, 3] and resumed.steps == 16
-    assert resumed.used["cpu_seconds"] > saved["cpu_seconds"]
-    assert not os.path.exists(clock_path) and not os.path.exists(checkpoint)  # finished: a new start begins anew
+        model().fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[budget, interrupt])
+    resumed, restored = finetune.time_budget(1e6, "cpu_seconds", backup, save_seconds), Restored()
+    assert resumed.steps == saved_steps and resumed.initial_epoch == resumed_epochs[0]
+    assert resumed.used["cpu_seconds"] > 0 and resumed.used["seconds"] > 0
+    history = model().fit(x, y, batch_size=16, epochs=4, initial_epoch=resumed.initial_epoch, verbose=0,
+                          callbacks=[resumed, restored])
+    for saved, loaded in zip(interrupt.weights, restored.weights):
+        np.testing.assert_array_equal(saved, loaded)  # the weights where it stopped, not a new start
+    assert restored.iterations == saved_steps  # Adam's state came back too
+    assert history.epoch == resumed_epochs and resumed.steps == saved_steps + 4 * len(resumed_epochs)
+    assert not os.path.exists(backup)  # finished: a new start begins anew
+
+
+def test_the_budget_counts_every_batch_with_steps_per_execution():
+    x, y = images((8, 8, 1), batch=64).astype("float32") / 255, np.arange(64) % 10
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=2)
+    budget = finetune.time_budget(1e6, "cpu_seconds")
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[budget])
+    assert budget.steps == 8 == int(model.optimizer.iterations)
 
 
 def test_stopwatch_adds_an_interrupted_invocation_s_time(tmp_path):
