@@ -33,8 +33,9 @@ there); ``--mirror`` also caches the features of the mirrored training images (i
 same pass, which then takes twice as long) and phase 2 takes each example mirrored half
 the time; ``--finetune-schedule cosine`` decays phase 2's learning rate to zero. An
 interrupted run keeps what it finished (each split's features, each phase) and goes on
-from the last epoch of the phase or baseline it was in, so a run longer than a session
-finishes in the next with the same command.
+from the last epoch of the phase it was in, or from the baseline's last checkpoint (taken
+every two minutes, as its epochs at 192 px take about half an hour), so a run longer than a
+session finishes in the next with the same command.
 
 Measured (results/finetune.csv, 2 CPU cores, TF 2.21): torchvision's ImageNet MobileNetV2
 on cifar10_jpeg75 at ``--image-size 128``, 2 + 2 epochs, top 5 blocks: phase 1 77.50%,
