@@ -83,6 +83,7 @@ class Config(RunConfig):
     batch_size: int = 64
     epochs: int = 0  # set from the phases: head_epochs + finetune_epochs
     scratch: bool = True  # train the from-scratch baseline (scratch_accuracy)
+    features_cache: str = ""  # keep the frozen bottom's features here for later runs; "": this run's only
 
     def __post_init__(self):
         if self.head_epochs < 1 or self.finetune_epochs < 0:
@@ -232,15 +233,18 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
         bottom, top = split(model, config.unfreeze_blocks)
     replicas = strategy.num_replicas_in_sync
     cached = {}
+    feature_dir = features_cache_dir(bottom, datasets, config) if config.features_cache else backup_dir
     for split_name, dataset, count in (("train", datasets.train, datasets.num_train),
                                        ("test", datasets.test, datasets.num_test)):
         mirror = config.mirror and split_name == "train"
-        path = os.path.join(backup_dir, f"features_{split_name}.npz")
-        if not os.path.exists(path):  # else computed before an interruption
+        path = os.path.join(feature_dir, f"features_{split_name}.npz")
+        if not os.path.exists(path):  # else computed before: an interrupted run, or another run's cache
+            partial = os.path.join(feature_dir, f"features_{split_name}.partial.npz")
             with stopwatch(path + ".time.json"):
                 features, labels, mirrored = features_and_labels(bottom, dataset, mirror=mirror)
-                np.savez(path, features=features, labels=labels, **({"mirrored": mirrored} if mirror else {}))
+                np.savez(partial, features=features, labels=labels, **({"mirrored": mirrored} if mirror else {}))
                 del features, mirrored  # loaded again below; at 192 px each is 2.7 GB of CIFAR-10's
+            os.replace(partial, path)  # whole or absent: a cut-off write is never taken for features
         with np.load(path) as saved:
             features, labels = saved["features"], saved["labels"]
             source = data.from_arrays(features, labels)
@@ -249,9 +253,10 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
         cached[split_name] = data.pipeline(source, count, config.batch_size * replicas,
                                            training=split_name == "train", seed=config.seed, replicas=replicas,
                                            cache=False)
-    feature_time = [read_time(os.path.join(backup_dir, f"features_{name}.npz.time.json")) for name in cached]
+    feature_time = [read_time(os.path.join(feature_dir, f"features_{name}.npz.time.json")) for name in cached]
     print(f"[finetune] features below the top {config.unfreeze_blocks} blocks computed once: "
-          f"{features.shape[1:]} per image, {sum(t['seconds'] for t in feature_time):.0f}s")
+          f"{features.shape[1:]} per image, {sum(t['seconds'] for t in feature_time):.0f}s"
+          + (f" (kept in {feature_dir}; that time counts in this run's too)" if config.features_cache else ""))
     shifts = (feature_shifts(features.shape[1:], config.feature_shift, config.seed)
               if config.feature_shift else None)  # checked before phase 1
     first = phase("phase1", cached["train"], config.head_epochs, 0, config.learning_rate)
@@ -282,6 +287,35 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     with strategy.scope():
         compile_phase(model, config.finetune_learning_rate, config)  # the whole model, as saved and evaluated
     return FitHistory(second["epochs"])
+
+
+def features_cache_dir(bottom, datasets, config: Config) -> str:
+    """The folder in ``--features-cache`` for this run's features: named by a digest of what
+    determines them (the bottom's weights, its output shape, the backbone, weights, cut, image
+    size and blocks left to train, the data and its source, the seed, which picks some data
+    sets' splits, and ``--mirror``), with that key in ``key.json``. A later run that differs
+    only in its phases or baseline (epochs, learning rates, augmentation) finds the features
+    there and skips the pass over the images; its time budget still counts the pass's
+    recorded time, so its baseline is as long as that of the run that made them."""
+    import hashlib
+
+    import numpy as np
+
+    weights = hashlib.sha256()
+    for weight in bottom.weights:
+        weights.update(np.asarray(weight).tobytes())
+    key = {"backbone": os.path.basename(config.backbone), "weights": describe_weights(config),
+           "cut_layer": config.cut_layer, "image_size": config.image_size, "unfreeze_blocks": config.unfreeze_blocks,
+           "feature_shape": [int(size) for size in bottom.output.shape[1:]], "bottom_weights_sha256": weights.hexdigest(),
+           "dataset": config.dataset, "dataset_source": datasets.source, "train_examples": datasets.num_train,
+           "test_examples": datasets.num_test, "seed": config.seed, "mirror": config.mirror}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"{config.dataset}-{os.path.splitext(key['backbone'])[0]}-{digest}"
+    directory = os.path.join(config.features_cache, name)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "key.json"), "w") as handle:
+        json.dump(key, handle, indent=2)
+    return directory
 
 
 def feature_shifts(feature_shape, fraction: float, seed: int):

@@ -197,13 +197,28 @@ def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their
 def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
     path, _, _ = digit_checkpoint
     # Two blocks, so phase 2 starts from feature maps and can shift them.
-    result = run_cli("run", "finetune", "--quick", "--backbone", path, "--cpu-replicas", "2",
-                     "--unfreeze-blocks", "2", "--feature-shift", "0.25", "--finetune-schedule", "cosine", "--mirror",
-                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
+    options = ("--quick", "--backbone", path, "--unfreeze-blocks", "2", "--mirror",
+               "--features-cache", str(tmp_path / "features"), "--results-dir", str(tmp_path / "results"))
+    result = run_cli("run", "finetune", *options, "--cpu-replicas", "2", "--feature-shift", "0.25",
+                     "--finetune-schedule", "cosine", "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     import pandas as pd
 
     row = pd.read_csv(tmp_path / "results" / "finetune.csv").iloc[0]
+    # The features stay in the cache; a run differing in phase 2 only (one replica, no shifts)
+    # takes them from there and counts the time they took in its own.
+    kept = list((tmp_path / "features").iterdir())
+    assert len(kept) == 1 and json.loads((kept[0] / "key.json").read_text())["mirror"] is True
+    made = sum(finetune.read_time(str(kept[0] / f"features_{split}.npz.time.json"))["cpu_seconds"]
+               for split in ("train", "test"))
+    stamps = {file.name: file.stat().st_mtime_ns for file in kept[0].glob("*.npz")}
+    assert sorted(stamps) == ["features_test.npz", "features_train.npz"]
+    again = run_cli("run", "finetune", *options, "--scratch", "false", "--output-dir", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"kept in {kept[0]}" in again.stdout
+    assert {file.name: file.stat().st_mtime_ns for file in kept[0].glob("*.npz")} == stamps  # not made again
+    second = pd.read_csv(tmp_path / "results" / "finetune.csv").iloc[1]
+    assert second["finetune_cpu_seconds"] > made > 0 and 0.3 < second["test_accuracy"] <= 1.0
     assert row["model"] == "small_convnet-checkpoint" and row["weights"] == "checkpoint small_convnet.keras"
     assert row["epochs"] == 4 and row["replicas"] == 2
     for column in ("test_accuracy", "phase1_accuracy", "scratch_accuracy"):
