@@ -31,9 +31,10 @@ top blocks and the head on them; the saved model is the whole network, and
 shifting those cached maps by whole cells (shifting the image by the backbone's stride
 there); ``--mirror`` also caches the features of the mirrored training images (in the
 same pass, which then takes twice as long) and phase 2 takes each example mirrored half
-the time; ``--finetune-schedule cosine`` decays phase 2's learning rate to zero. An
-interrupted run keeps what it finished (each split's features, each phase) and goes on
-from the last epoch of the phase it was in, or from the baseline's last checkpoint (taken
+the time; ``--finetune-schedule cosine`` decays phase 2's learning rate to zero.
+``--features-cache DIR`` keeps the features for later runs that differ only in their phases
+(their baselines still get the pass's recorded time). An interrupted run keeps what it
+finished (each split's features, each phase) and goes on from the last epoch of the phase it was in, or from the baseline's last checkpoint (taken
 every two minutes, as its epochs at 192 px take about half an hour), so a run longer than a
 session finishes in the next with the same command.
 
@@ -46,8 +47,9 @@ at a constant 1e-4 reached 84.27%, 87.15% and 86.60% in three epochs (training a
 12x12 maps, about 4 CIFAR pixels), ``--finetune-learning-rate 2e-4 --finetune-schedule
 cosine`` and five epochs it reached 85.41%, 86.44%, 88.16%, 89.63% and **89.50%**
 (training accuracy 96.8%; about 1000 CPU seconds an epoch), still short of 90%: the top
-blocks still overfit, so mirrored images (``--mirror``, not yet run on CIFAR-10) or more
-of the network trained are the next steps. MNIST's ``mnist_convnet`` fine-tuned to Fashion-MNIST
+blocks still overfit. Adding ``--mirror`` to the same five epochs: 85.41%, 86.97%, 88.06%,
+89.72% and 89.95% on the cached test features (training accuracy 95.4%; 11,433 CPU seconds
+in all, the mirrored feature pass 4,201 of them). MNIST's ``mnist_convnet`` fine-tuned to Fashion-MNIST
 (``--unfreeze-blocks 1``): 85.82%, against 86.44% from scratch in the same 150 s.
 """
 
