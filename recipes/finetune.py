@@ -34,9 +34,10 @@ same pass, which then takes twice as long) and phase 2 takes each example mirror
 the time; ``--finetune-schedule cosine`` decays phase 2's learning rate to zero.
 ``--features-cache DIR`` keeps the features for later runs that differ only in their phases
 (their baselines still get the pass's recorded time). An interrupted run keeps what it
-finished (each split's features, each phase) and goes on from the last epoch of the phase it was in, or from the baseline's last checkpoint (taken
-every two minutes, as its epochs at 192 px take about half an hour), so a run longer than a
-session finishes in the next with the same command.
+finished (each split's features, each phase) and goes on from the last epoch of the phase
+it was in, or from the baseline's last checkpoint (taken every two minutes, as its epochs
+at 192 px take about half an hour), so a run longer than a session finishes in the next
+with the same command.
 
 Measured (results/finetune.csv, 2 CPU cores, TF 2.21): torchvision's ImageNet MobileNetV2
 on cifar10_jpeg75 at ``--image-size 128``, 2 + 2 epochs, top 5 blocks: phase 1 77.50%,
@@ -486,9 +487,10 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
     ``save_seconds``) whenever that many wall seconds have passed since the last save. A new
     budget on the same directory restores the weights when training begins and goes on with the
     budget that was left; pass ``initial_epoch=budget.initial_epoch`` to ``fit``. A save in the
-    middle of an epoch resumes at that epoch's first batch (the batches before the save are seen
-    again: a few hundred images twice for a save every two minutes). When training ends the
-    directory is deleted, so a later start begins anew."""
+    middle of an epoch resumes at that epoch's first batch, with the data's order started over:
+    an interrupted baseline trains on part of the data once more than an uninterrupted one
+    would, within the same budget (``steps`` and the time are what was really trained). When
+    training ends the directory is deleted, so a later start begins anew."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
