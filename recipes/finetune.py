@@ -503,7 +503,6 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
                     state.update(json.load(handle))
             self.steps, self.initial_epoch = state.pop("steps"), state.pop("epoch")
             self.before = self.used = state
-            self.start = now()
 
         def on_train_begin(self, logs=None):
             if self.saved:
@@ -517,10 +516,11 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps, self.last_batch = self.steps + batch - self.last_batch, batch
-            self.used = {name: self.before[name] + value - self.start[name] for name, value in now().items()}
+            current = now()
+            self.used = {name: self.before[name] + value - self.start[name] for name, value in current.items()}
             if self.used[clock] >= seconds:
                 self.model.stop_training = True
-            elif save_seconds and now()["seconds"] - self.saved_at["seconds"] >= save_seconds:
+            elif save_seconds and current["seconds"] - self.saved_at["seconds"] >= save_seconds:
                 self.save(self.epoch)  # resumes at this epoch's first batch
 
         def on_epoch_end(self, epoch, logs=None):
