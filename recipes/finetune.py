@@ -1,6 +1,9 @@
 """Transfer learning in two phases, against the same network trained from scratch.
 
     zoo run finetune --weights PATH/mobilenet_v2_imagenet.weights.h5      # ImageNet MobileNetV2 -> CIFAR-10
+    zoo run finetune --weights PATH/mobilenet_v2_imagenet.weights.h5 --image-size 192 --head-epochs 1 \
+        --finetune-epochs 7 --finetune-learning-rate 2e-4 --finetune-schedule cosine \
+        --feature-shift 0.125 --mirror                                     # the run that reached 90%
     zoo run finetune --weights imagenet --weights-format keras            # Keras's own file (needs the internet)
     zoo run finetune --dataset fashion_mnist --backbone runs/cnn/mnist_convnet-mnist/model.keras
     zoo run finetune --quick                                              # seconds, scikit-learn's digits
@@ -50,7 +53,10 @@ cosine`` and five epochs it reached 85.41%, 86.44%, 88.16%, 89.63% and **89.50%*
 (training accuracy 96.8%; about 1000 CPU seconds an epoch), still short of 90%: the top
 blocks still overfit. Adding ``--mirror`` to the same five epochs: 85.41%, 86.97%, 88.06%,
 89.72% and 89.95% on the cached test features (training accuracy 95.4%; 11,433 CPU seconds
-in all, the mirrored feature pass 4,201 of them). MNIST's ``mnist_convnet`` fine-tuned to Fashion-MNIST
+in all, the mirrored feature pass 4,201 of them). Seven epochs instead (the command above):
+85.57%, 86.60%, 88.16%, 89.05%, 89.72%, 90.07%, 90.08%, and 90.08% end to end (9,008 of 10,000
+test images; training accuracy 97.6%; 16,718 CPU seconds in all): 90%, by a margin inside a
+single seed's noise. MNIST's ``mnist_convnet`` fine-tuned to Fashion-MNIST
 (``--unfreeze-blocks 1``): 85.82%, against 86.44% from scratch in the same 150 s.
 """
 
