@@ -446,7 +446,8 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
         on_cpu = not tf.config.list_logical_devices("GPU")
         clock, seconds = (("cpu_seconds", phases["finetune_cpu_seconds"]) if on_cpu
                           else ("seconds", phases["finetune_seconds"]))
-        budget = time_budget(seconds, clock, backup_dir=os.path.join(backup_dir, "scratch"), save_seconds=120)
+        budget = time_budget(seconds, clock, backup_dir=os.path.join(backup_dir, "scratch"), save_seconds=120,
+                             log=lambda line: print(line, flush=True))
         resumed = f" (resumed after {budget.used[clock]:.0f})" if budget.steps else ""
         print(f"[finetune] baseline: the same network from random weights for {seconds:.0f} "
               f"{'CPU ' if on_cpu else ''}seconds, as the fine-tune took{resumed}")
@@ -481,7 +482,7 @@ def now() -> dict:
 
 
 def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None = None,
-                save_seconds: float | None = None):
+                save_seconds: float | None = None, log=None, log_seconds: float = 600):
     """A callback stopping training once ``clock`` (wall ``seconds`` or ``cpu_seconds``) has
     advanced by ``seconds`` (checked after every batch). On a CPU the fine-tune and its baseline
     are compared in CPU seconds: other work sharing the cores then slows either without
@@ -496,7 +497,11 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
     middle of an epoch resumes at that epoch's first batch, with the data's order started over:
     an interrupted baseline trains on part of the data once more than an uninterrupted one
     would, within the same budget (``steps`` and the time are what was really trained). When
-    training ends the directory is deleted, so a later start begins anew."""
+    training ends the directory is deleted, so a later start begins anew.
+
+    With ``log`` (a function taking a line) it reports the share of the budget used, the
+    epoch and the steps every ``log_seconds`` of wall time and, with the training metrics, at
+    every epoch's end: a baseline may run for hours without other output."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
@@ -515,7 +520,7 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
                 if not self.model.optimizer.built:
                     self.model.optimizer.build(self.model.trainable_variables)
                 self.model.load_weights(os.path.join(self.saved, "model.weights.h5"))
-            self.start = self.saved_at = now()
+            self.start = self.saved_at = self.logged_at = now()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch, self.last_batch = epoch, -1
@@ -528,9 +533,21 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
                 self.model.stop_training = True
             elif save_seconds and current["seconds"] - self.saved_at["seconds"] >= save_seconds:
                 self.save(self.epoch)  # resumes at this epoch's first batch
+            if log and current["seconds"] - self.logged_at["seconds"] >= log_seconds:
+                self.progress(f"in epoch {self.epoch + 1}")
+
+        def progress(self, where, logs=None):
+            self.logged_at = now()
+            metrics = "".join(f", {name} {value:.4f}" for name, value in (logs or {}).items())
+            unit = "CPU seconds" if clock == "cpu_seconds" else "seconds"
+            log(f"[finetune] baseline: {self.used[clock]:.0f} of {seconds:.0f} {unit} "
+                f"({self.used[clock] / seconds:.0%}) used, {where}, {self.steps} steps{metrics}")
 
         def on_epoch_end(self, epoch, logs=None):
             self.save(epoch + 1)
+            if log:
+                where = "budget spent in" if self.model.stop_training else "end of"
+                self.progress(f"{where} epoch {epoch + 1}", logs)
 
         def save(self, epoch):
             """Written to ``next``, then swapped in for ``latest``: an interruption leaves one whole state."""

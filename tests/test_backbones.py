@@ -311,9 +311,21 @@ def test_the_budget_counts_every_batch_with_steps_per_execution():
     x, y = images((8, 8, 1), batch=64).astype("float32") / 255, np.arange(64) % 10
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=2)
-    budget = finetune.time_budget(1e6, "cpu_seconds")
+    lines = []
+    budget = finetune.time_budget(1e6, "cpu_seconds", log=lines.append, log_seconds=1e6)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[budget])
     assert budget.steps == 8 == int(model.optimizer.iterations)
+    assert len(lines) == 2 and "end of epoch 2, 8 steps, loss " in lines[1], lines  # each epoch's end, with metrics
+    assert "of 1000000 CPU seconds (0%) used" in lines[1], lines
+    lines.clear()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0,
+              callbacks=[finetune.time_budget(1e6, "cpu_seconds", log=lines.append, log_seconds=0)])
+    # and in between, at each callback: every second batch with steps_per_execution=2
+    assert [line.split(", ")[1:3] for line in lines] == [["in epoch 1", "2 steps"], ["in epoch 1", "4 steps"],
+                                                         ["end of epoch 1", "4 steps"]], lines
+    lines.clear()
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[finetune.time_budget(1e-9, log=lines.append)])
+    assert len(lines) == 1 and ", budget spent in epoch 1, 2 steps, loss " in lines[0], lines  # stopped at once
 
 
 def test_stopwatch_adds_an_interrupted_invocation_s_time(tmp_path):
