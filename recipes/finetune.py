@@ -447,7 +447,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
         clock, seconds = (("cpu_seconds", phases["finetune_cpu_seconds"]) if on_cpu
                           else ("seconds", phases["finetune_seconds"]))
         budget = time_budget(seconds, clock, backup_dir=os.path.join(backup_dir, "scratch"), save_seconds=120,
-                             log=lambda line: print(line, flush=True))
+                             log=lambda line: print(f"[finetune] baseline: {line}", flush=True))
         resumed = f" (resumed after {budget.used[clock]:.0f})" if budget.steps else ""
         print(f"[finetune] baseline: the same network from random weights for {seconds:.0f} "
               f"{'CPU ' if on_cpu else ''}seconds, as the fine-tune took{resumed}")
@@ -534,20 +534,21 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
             elif save_seconds and current["seconds"] - self.saved_at["seconds"] >= save_seconds:
                 self.save(self.epoch)  # resumes at this epoch's first batch
             if log and current["seconds"] - self.logged_at["seconds"] >= log_seconds:
-                self.progress(f"in epoch {self.epoch + 1}")
+                self.progress(f"in epoch {self.epoch + 1}", at=current)
 
-        def progress(self, where, logs=None):
-            self.logged_at = now()
+        def progress(self, where, logs=None, at=None):
+            """One line to ``log``; ``at``: the clocks the caller already read."""
+            self.logged_at = at or now()
             metrics = "".join(f", {name} {value:.4f}" for name, value in (logs or {}).items())
             unit = "CPU seconds" if clock == "cpu_seconds" else "seconds"
-            log(f"[finetune] baseline: {self.used[clock]:.0f} of {seconds:.0f} {unit} "
-                f"({self.used[clock] / seconds:.0%}) used, {where}, {self.steps} steps{metrics}")
+            log(f"{self.used[clock]:.0f} of {seconds:.0f} {unit} ({self.used[clock] / seconds:.0%}) used, "
+                f"{where}, {self.steps} steps{metrics}")
 
         def on_epoch_end(self, epoch, logs=None):
             self.save(epoch + 1)
             if log:
                 where = "budget spent in" if self.model.stop_training else "end of"
-                self.progress(f"{where} epoch {epoch + 1}", logs)
+                self.progress(f"{where} epoch {epoch + 1}", logs, at=self.saved_at)  # save() just read them
 
         def save(self, epoch):
             """Written to ``next``, then swapped in for ``latest``: an interruption leaves one whole state."""
