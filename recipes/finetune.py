@@ -416,7 +416,6 @@ def split(model, num_blocks: int):
 def report(model, datasets, config: Config, run_dir: str) -> dict:
     """phase1_accuracy from the first phase; scratch_accuracy from the same network trained
     from random weights for the fine-tune's time."""
-    import keras
     import tensorflow as tf
 
     from recipes.runtime import data
@@ -431,12 +430,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     if config.scratch:
         strategy = model.distribute_strategy
         with strategy.scope():
-            # Same architecture, fresh random weights; recursive, or the nested backbone would be
-            # shared (its pretrained weights reused and trained further) rather than re-created.
-            scratch = keras.models.clone_model(model, recursive=True, clone_function=scratch_layer)
-            if {id(weight) for weight in scratch.weights} & {id(weight) for weight in model.weights}:
-                raise RuntimeError("the scratch baseline shares weights with the fine-tuned model")
-            scratch.trainable = True  # every layer, BatchNorm included, as a network trained from scratch
+            scratch = scratch_network(model)
             compile_phase(scratch, config.learning_rate, config)
         replicas = strategy.num_replicas_in_sync
         train = data.pipeline(datasets.train, datasets.num_train, config.batch_size * replicas, training=True,
@@ -461,6 +455,23 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
                        scratch_cpu_seconds=round(budget.used["cpu_seconds"], 1), budget_clock=clock)
     shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing to resume
     return metrics
+
+
+def scratch_network(model):
+    """The baseline's network: ``model``'s architecture with fresh random weights, every
+    layer trainable (BatchNorm included, as in a network trained from scratch)."""
+    import keras
+
+    from zoo import backbones
+
+    # Recursive, or the nested backbone would be shared (its pretrained weights reused and
+    # trained further) rather than re-created.
+    scratch = keras.models.clone_model(model, recursive=True, clone_function=scratch_layer)
+    if {id(weight) for weight in scratch.weights} & {id(weight) for weight in model.weights}:
+        raise RuntimeError("the scratch baseline shares weights with the fine-tuned model")
+    # Not `scratch.trainable = True`: on TensorFlow that leaves the clone's frozen layers frozen
+    # (backbones.set_trainable says why), and the baseline trained only the fine-tune's top.
+    return backbones.set_trainable(scratch, True)
 
 
 def scratch_layer(layer):

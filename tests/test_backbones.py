@@ -147,6 +147,40 @@ def test_phase_two_trains_the_top_blocks_and_leaves_batchnorm_statistics_alone()
         backbones.unfreeze_top(model, 20)
 
 
+def test_the_scratch_baseline_trains_every_layer_of_the_fine_tuned_network():
+    # The fine-tuned network's flags at the baseline: backbone frozen but its top blocks, BatchNorm frozen.
+    model = backbones.classifier(backbones.backbone("mobilenet_v2", input_shape=(32, 32, 3)), num_classes=3)
+    backbones.freeze(model)
+    backbones.unfreeze_top(model, 2)
+    frozen_before = [layer.trainable for layer in model._flatten_layers()]
+    scratch = finetune.scratch_network(model)
+    assert all(layer.trainable for layer in scratch._flatten_layers())
+    fresh = backbones.classifier(backbones.backbone("mobilenet_v2", input_shape=(32, 32, 3)), num_classes=3)
+    assert len(scratch.trainable_weights) == len(fresh.trainable_weights) > len(model.trainable_weights)
+    assert [layer.trainable for layer in model._flatten_layers()] == frozen_before  # the fine-tuned one untouched
+    # One step moves the stem (frozen in the fine-tune) and BatchNorm's statistics (training mode).
+    scratch.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    network = backbones.backbone_of(scratch)
+    stem_before, norm_before = weights_of([network.get_layer("Conv1")]), weights_of([network.get_layer("bn_Conv1")])
+    scratch.train_on_batch(images((32, 32, 3), batch=8), np.array([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert not np.allclose(stem_before[0], weights_of([network.get_layer("Conv1")])[0])
+    moving_mean = [weight.path.endswith("moving_mean") for weight in network.get_layer("bn_Conv1").weights]
+    assert not np.allclose(norm_before[moving_mean.index(True)],
+                           weights_of([network.get_layer("bn_Conv1")])[moving_mean.index(True)])
+
+
+def test_set_trainable_reaches_layers_frozen_one_by_one_inside_a_trainable_model():
+    model = backbones.classifier(backbones.backbone("mobilenet_v2", input_shape=(32, 32, 3)), num_classes=3)
+    network = backbones.backbone_of(model)
+    for layer in network.layers[:10]:
+        layer.trainable = False
+    assert model.trainable and network.trainable
+    assert backbones.set_trainable(model, True) is model
+    assert all(layer.trainable for layer in model._flatten_layers())
+    backbones.set_trainable(model, False)
+    assert not any(layer.trainable for layer in model._flatten_layers()) and not model.trainable_weights
+
+
 def test_cached_split_computes_what_the_whole_model_computes(digit_checkpoint):
     """The recipe trains the top on features from the bottom: top(bottom(x)) must be the model."""
     path, x, _ = digit_checkpoint

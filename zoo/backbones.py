@@ -279,8 +279,22 @@ def freeze(model: keras.Model) -> keras.Model:
     In Keras 3 a BatchNormalization layer that is not trainable runs in inference mode,
     so the frozen network also normalises with its pretrained statistics. Recompile after.
     """
-    backbone_of(model).trainable = False
+    set_trainable(backbone_of(model), False)
     return model
+
+
+def set_trainable(layer: keras.layers.Layer, trainable: bool) -> keras.layers.Layer:
+    """``layer.trainable = trainable`` for ``layer`` and every layer inside it, nested models too.
+
+    A plain assignment is not enough on the TensorFlow backend: Keras 3's
+    ``KerasAutoTrackable.__setattr__`` skips an assignment whose value ``is`` the current one,
+    so ``model.trainable = True`` on a model that is already trainable never runs the setter
+    that passes the flag down, and layers frozen one by one inside it stay frozen (JAX and
+    PyTorch pass it down either way). This calls the setter itself on every layer.
+    """
+    for sublayer in layer._flatten_layers(include_self=True, recursive=True):
+        keras.layers.Layer.trainable.fset(sublayer, bool(trainable))
+    return layer
 
 
 def top_blocks(network: keras.Model, num_blocks: int) -> list:
@@ -302,9 +316,13 @@ def unfreeze_top(model: keras.Model, num_blocks: int) -> list[str]:
     network = backbone_of(model)
     top = top_blocks(network, num_blocks)
     chosen = {id(layer) for _, members in top for layer in members}
-    network.trainable = True
+    set_trainable(network, True)
     for layer in network.layers:
-        layer.trainable = id(layer) in chosen and not isinstance(layer, layers.BatchNormalization)
+        if id(layer) not in chosen:
+            set_trainable(layer, False)
+    for layer in network._flatten_layers(include_self=False):
+        if isinstance(layer, layers.BatchNormalization):
+            set_trainable(layer, False)
     return [name for name, _ in top]
 
 
