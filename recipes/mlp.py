@@ -57,7 +57,7 @@ class Config(RunConfig):
     learning_rate: float = 0.03
 
 
-QUICK = {"dataset": "spiral", "features": ALL_FEATURES, "hidden_units": (8, 8), "epochs": 60,
+QUICK = {"dataset": "spiral", "features": ALL_FEATURES, "hidden_units": (8, 8), "epochs": 60, "validation_freq": 10,
          "learning_rate": 0.1}
 PUBLISH = ("decision_boundary.png",)  # copied beside the results table
 
