@@ -513,8 +513,10 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
     training ends the directory is deleted, so a later start begins anew.
 
     With ``log`` (a function taking a line) it reports the share of the budget used, the
-    epoch and the steps every ``log_seconds`` of wall time and, with the training metrics, at
-    every epoch's end: a baseline may run for hours without other output."""
+    epoch and the steps every ``log_seconds`` of wall time and at every epoch's end, with the
+    training metrics (in an epoch, its running averages so far): a baseline may run for hours
+    without other output (a from-scratch epoch of MobileNetV2 at 192 px takes about two hours
+    of 2 CPU cores)."""
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
@@ -547,7 +549,7 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
             elif save_seconds and current["seconds"] - self.saved_at["seconds"] >= save_seconds:
                 self.save(self.epoch)  # resumes at this epoch's first batch
             if log and current["seconds"] - self.logged_at["seconds"] >= log_seconds:
-                self.progress(f"in epoch {self.epoch + 1}", at=current)
+                self.progress(f"in epoch {self.epoch + 1}", logs, at=current)  # the epoch's running metrics
 
         def progress(self, where, logs=None, at=None):
             """One line to ``log``; ``at``: the clocks the caller already read."""

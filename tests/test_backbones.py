@@ -357,6 +357,7 @@ def test_the_budget_counts_every_batch_with_steps_per_execution():
     # and in between, at each callback: every second batch with steps_per_execution=2
     assert [line.split(", ")[1:3] for line in lines] == [["in epoch 1", "2 steps"], ["in epoch 1", "4 steps"],
                                                          ["end of epoch 1", "4 steps"]], lines
+    assert all(", loss " in line for line in lines), lines  # in an epoch too: its running loss
     lines.clear()
     model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[finetune.time_budget(1e-9, log=lines.append)])
     assert len(lines) == 1 and ", budget spent in epoch 1, 2 steps, loss " in lines[0], lines  # stopped at once
