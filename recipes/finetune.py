@@ -58,8 +58,9 @@ in all, the mirrored feature pass 4,201 of them). Seven epochs instead (the comm
 test images; training accuracy 97.6%; 16,718 CPU seconds in all): 90%, by a margin inside a
 single seed's noise. The same schedule on a GPU (``benchmarks/finetune_gpu.py``, JAX, pixel
 augmentation instead of the feature cache) gave 90.06%, 90.25% and 90.16% over three seeds,
-and 67.94% for the network from random weights in the same 144 s. MNIST's ``mnist_convnet`` fine-tuned to Fashion-MNIST
-(``--unfreeze-blocks 1``): 85.82%, against 88.05% from scratch in the same 232 CPU seconds.
+and 67.94% for the network from random weights in the same 144 s. MNIST's ``mnist_convnet``
+fine-tuned to Fashion-MNIST (``--unfreeze-blocks 1``): 85.82%, against 88.05% from scratch
+in the same 232 CPU seconds.
 """
 
 from __future__ import annotations

@@ -289,8 +289,8 @@ def set_trainable(layer: keras.layers.Layer, trainable: bool) -> keras.layers.La
     A plain assignment is not enough on the TensorFlow backend: Keras 3's
     ``KerasAutoTrackable.__setattr__`` skips an assignment whose value ``is`` the current one,
     so ``model.trainable = True`` on a model that is already trainable never runs the setter
-    that passes the flag down, and layers frozen one by one inside it stay frozen (JAX and
-    PyTorch pass it down either way). This calls the setter itself on every layer.
+    that passes the flag down, and layers frozen one by one inside it stay frozen (that
+    short circuit is the TensorFlow backend's alone). This calls the setter on every layer.
     """
     for sublayer in layer._flatten_layers(include_self=True, recursive=True):
         keras.layers.Layer.trainable.fset(sublayer, bool(trainable))
