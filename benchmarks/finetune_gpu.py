@@ -14,8 +14,9 @@ every step, so the augmentation is done on pixels instead of on cached feature m
    Adam 1e-3 for ``--head-epochs``;
 2. phase 2: the top ``--unfreeze-blocks`` blocks unfrozen (BatchNorm still frozen), Adam
    from ``--finetune-learning-rate`` with cosine decay over ``--finetune-epochs``;
-3. baseline: the same network from random weights (the recipe's ``scratch_layer``: BN
-   momentum 0.99), Adam 1e-3, trained for the wall time phases 1 and 2 took.
+3. baseline: the same network from random weights, every layer trainable (the recipe's
+   ``scratch_network``: BN momentum 0.99), Adam 1e-3, trained for the wall time phases 1
+   and 2 took.
 
 Both phases and the baseline see random flips and shifts of up to 4 pixels of the 32-pixel
 image (the network resizes to ``--image-size`` inside). A JSON record is rewritten after
@@ -32,8 +33,8 @@ import keras
 import numpy as np
 
 import zoo
-from recipes.finetune import scratch_layer
-from resnet_cifar_gpu import augment, load_archive
+from recipes.finetune import scratch_network
+from resnet_cifar_gpu import augment, load_archive, subset
 from zoo import backbones
 
 
@@ -79,7 +80,8 @@ def main():
     parser.add_argument("--unfreeze-blocks", type=int, default=5)
     parser.add_argument("--finetune-learning-rate", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke test)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="train and test on N random images of each split (smoke test)")
     parser.add_argument("--deadline", type=float, default=0,
                         help="seconds after the start by which the baseline must stop (cuts its budget if needed)")
     parser.add_argument("--seed", type=int, default=0, help="weights of the new head, augmentation, batch order")
@@ -88,12 +90,7 @@ def main():
     args = parser.parse_args()
     start = time.perf_counter()
     data = load_archive(args.archive)
-    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    if args.limit:
-        order = np.random.default_rng(0).permutation(len(x_train))[:args.limit]
-        x_train, y_train = x_train[order], y_train[order]
-        order = np.random.default_rng(1).permutation(len(x_test))[:args.limit]  # the archive is in class order
-        x_test, y_test = x_test[order], y_test[order]
+    (x_train, y_train), (x_test, y_test) = subset(*data["train"], args.limit), subset(*data["test"], args.limit, 1)
     x_train = x_train.astype("uint8")
     print(f"loaded {len(x_train)} train / {len(x_test)} test images in {time.perf_counter() - start:.0f}s",
           flush=True)
@@ -130,8 +127,7 @@ def main():
     if args.no_scratch:
         return
     keras.utils.set_random_seed(args.seed + 1)
-    scratch = keras.models.clone_model(model, recursive=True, clone_function=scratch_layer)
-    scratch.trainable = True
+    scratch = scratch_network(model)
     compile_adam(scratch, 1e-3)
     seconds = finetune_seconds
     if args.deadline:  # leave room for the last test and the record

@@ -42,6 +42,15 @@ def load_archive(path: str):
             for split, (images, labels) in splits.items()}
 
 
+def subset(images: np.ndarray, labels: np.ndarray, limit: int, seed: int = 0):
+    """A random ``limit`` of the examples (all of them when ``limit`` is 0), for smoke tests;
+    random, since the archive holds each split in class order."""
+    if not limit:
+        return images, labels
+    order = np.random.default_rng(seed).permutation(len(images))[:limit]
+    return images[order], labels[order]
+
+
 def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random horizontal flips and shifts of up to 4 pixels (zero padding), vectorised."""
     count, height, width = images.shape[:3]
@@ -60,16 +69,13 @@ def main():
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=0.1)
-    parser.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke test)")
+    parser.add_argument("--limit", type=int, default=0, help="train on N random images only (smoke test)")
     parser.add_argument("--time-budget", type=float, default=0, help="stop after this many seconds of training")
     parser.add_argument("--output", default="resnet_cifar_gpu.json")
     args = parser.parse_args()
     start = time.perf_counter()
     data = load_archive(args.archive)
-    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    if args.limit:
-        order = np.random.default_rng(0).permutation(len(x_train))[:args.limit]
-        x_train, y_train = x_train[order], y_train[order]
+    (x_train, y_train), (x_test, y_test) = subset(*data["train"], args.limit), data["test"]
     print(f"loaded {len(x_train)} train / {len(x_test)} test images in {time.perf_counter() - start:.0f}s")
     keras.utils.set_random_seed(0)
     model = zoo.build(args.model)
