@@ -202,10 +202,14 @@ def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
     dataset = tf.data.Dataset.from_tensor_slices((values[:, None], values.astype("int64"))).shuffle(
         100, seed=0, reshuffle_each_iteration=True)
     identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
-    features, labels, mirrored = finetune.features_and_labels(identity, dataset, batch_size=16)
+    lines = []
+    features, labels, mirrored = finetune.features_and_labels(identity, dataset, batch_size=16, count=100,
+                                                              log=lines.append, every=0)
     assert not np.array_equal(labels, values)  # shuffled ...
     np.testing.assert_array_equal(features[:, 0], labels)  # ... and still paired
     assert mirrored is None
+    # Progress: one line per batch here (every=0), counting the images done of the 100.
+    assert len(lines) == 7 and lines[0].startswith("16 images of 100,") and lines[-1].startswith("100 images of 100,")
 
 
 def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their_labels():
