@@ -232,6 +232,23 @@ def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their
     np.testing.assert_array_equal(chosen_labels, labels)
 
 
+def test_features_written_to_a_folder_come_back_memory_mapped_and_paired(tmp_path):
+    import tensorflow as tf
+
+    pictures = images((6, 5, 1), batch=40).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((pictures, np.arange(40))).shuffle(
+        40, seed=0, reshuffle_each_iteration=True)
+    bottom = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Identity()])
+    features, labels, mirrored = finetune.features_and_labels(bottom, dataset, batch_size=16, mirror=True,
+                                                              count=40, out=str(tmp_path))
+    assert all(isinstance(array, np.memmap) for array in (features, labels, mirrored))
+    assert sorted(file.name for file in tmp_path.iterdir()) == ["features.npy", "labels.npy", "mirrored.npy"]
+    np.testing.assert_array_equal(features, pictures[labels])
+    np.testing.assert_array_equal(mirrored, pictures[labels][:, :, ::-1])
+    with pytest.raises(Exception, match="declares 50 examples but gave 40"):
+        finetune.features_and_labels(bottom, dataset, batch_size=16, count=50, out=str(tmp_path / "short"))
+
+
 def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
     path, _, _ = digit_checkpoint
     # Two blocks, so phase 2 starts from feature maps and can shift them.
@@ -247,14 +264,16 @@ def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_pa
     # takes them from there and counts the time they took in its own.
     kept = list((tmp_path / "features").iterdir())
     assert len(kept) == 1 and json.loads((kept[0] / "key.json").read_text())["mirror"] is True
-    made = sum(finetune.read_time(str(kept[0] / f"features_{split}.npz.time.json"))["cpu_seconds"]
+    made = sum(finetune.read_time(str(kept[0] / f"features_{split}.time.json"))["cpu_seconds"]
                for split in ("train", "test"))
-    stamps = {file.name: file.stat().st_mtime_ns for file in kept[0].glob("*.npz")}
-    assert sorted(stamps) == ["features_test.npz", "features_train.npz"]
+    stamps = {str(file.relative_to(kept[0])): file.stat().st_mtime_ns for file in kept[0].glob("*/*.npy")}
+    assert sorted(stamps) == ["features_test/features.npy", "features_test/labels.npy", "features_train/features.npy",
+                              "features_train/labels.npy", "features_train/mirrored.npy"]
     again = run_cli("run", "finetune", *options, "--scratch", "false", "--output-dir", str(tmp_path / "again"))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"kept in {kept[0]}" in again.stdout
-    assert {file.name: file.stat().st_mtime_ns for file in kept[0].glob("*.npz")} == stamps  # not made again
+    assert {str(file.relative_to(kept[0])): file.stat().st_mtime_ns
+            for file in kept[0].glob("*/*.npy")} == stamps  # not made again
     second = pd.read_csv(tmp_path / "results" / "finetune.csv").iloc[1]
     assert second["finetune_cpu_seconds"] > made > 0 and 0.3 < second["test_accuracy"] <= 1.0
     assert row["model"] == "small_convnet-checkpoint" and row["weights"] == "checkpoint small_convnet.keras"

@@ -103,6 +103,27 @@ def test_pipeline_batches_at_the_global_batch_and_shuffles_only_training():
     assert sorted(train) == list(range(10)) and train != list(range(10))
 
 
+def test_memory_mapped_arrays_stream_in_chunks_with_the_same_elements_as_in_memory_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    features, mirrored, labels = rng.random((23, 3, 2), "float32"), rng.random((23, 3, 2), "float32"), np.arange(23)
+    for name, array in (("features", features), ("mirrored", mirrored), ("labels", labels)):
+        np.save(tmp_path / f"{name}.npy", array)
+    mapped = {name: np.load(tmp_path / f"{name}.npy", mmap_mode="r") for name in ("features", "mirrored", "labels")}
+    assert isinstance(mapped["features"], np.memmap)
+    streamed = data.from_arrays((mapped["features"], mapped["mirrored"]), mapped["labels"], chunk=5)
+    assert streamed.element_spec[0][0].shape == (3, 2)  # static shapes, as the model's input needs
+    elements = list(streamed.as_numpy_iterator())
+    assert len(elements) == 23  # 5 chunks, the last one short
+    for (pair, label), index in zip(elements, range(23)):
+        assert label == index
+        np.testing.assert_array_equal(pair[0], features[index])
+        np.testing.assert_array_equal(pair[1], mirrored[index])
+    batches = list(data.pipeline(streamed, 23, 8, True, 0, cache=False).as_numpy_iterator())
+    assert sorted(int(label) for _, labels_ in batches for label in labels_) == list(range(23))
+    with pytest.raises(data.DataError, match="one row per label"):
+        data.from_arrays(mapped["features"], np.arange(22))
+
+
 def test_manifest_is_written_atomically(tmp_path):
     data._write_manifest(str(tmp_path), "x", {"source": "s"})
     assert json.loads((tmp_path / data.MANIFEST_DIR / "x.json").read_text()) == {"source": "s"}

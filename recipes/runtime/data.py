@@ -452,5 +452,28 @@ def digits_datasets(seed: int):
                     [str(label) for label in np.unique(digits.target)])
 
 
-def from_arrays(features: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices((features, labels))
+def from_arrays(features, labels: np.ndarray, chunk: int = 1024) -> tf.data.Dataset:
+    """One element per row of ``features`` (an array or a nest of arrays) and ``labels``.
+
+    In-memory arrays are copied into the dataset. Memory-mapped ones (``np.load(path,
+    mmap_mode="r")``) are read ``chunk`` rows at a time, in order, so data larger than the
+    free memory (a fine-tune's cached features: 5.5 GB for CIFAR-10 at 192 px with mirrored
+    copies) streams from the file and the page cache instead of being copied twice.
+    """
+    arrays = tf.nest.flatten((features, labels))
+    if not any(isinstance(array, np.memmap) for array in arrays):
+        return tf.data.Dataset.from_tensor_slices((features, labels))
+    count = len(labels)
+    if any(len(array) != count for array in arrays):
+        raise DataError(f"from_arrays: every array needs one row per label ({count}); got "
+                        f"{[len(array) for array in arrays]} rows")
+
+    def read(start):
+        return [np.asarray(array[start:start + chunk]) for array in arrays]
+
+    def rows(start):
+        parts = tf.numpy_function(read, [start], [tf.as_dtype(array.dtype) for array in arrays], stateful=False)
+        parts = [tf.ensure_shape(part, (None, *array.shape[1:])) for part, array in zip(parts, arrays)]
+        return tf.nest.pack_sequence_as((features, labels), parts)
+
+    return tf.data.Dataset.range(0, count, chunk).map(rows, num_parallel_calls=AUTOTUNE).unbatch()
