@@ -254,7 +254,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
             partial = path + ".partial"
             shutil.rmtree(partial, ignore_errors=True)  # a pass cut off by an interruption
             with stopwatch(path + ".time.json"):
-                features_and_labels(bottom, dataset, mirror=mirror, count=count, out=partial,
+                features_and_labels(bottom, dataset, partial, count, mirror=mirror,
                                     log=lambda line, name=split_name: print(f"[finetune] {name} features: {line}",
                                                                             flush=True))
             os.replace(partial, path)  # whole or absent: a cut-off write is never taken for features
@@ -347,70 +347,55 @@ def feature_shifts(feature_shape, fraction: float, seed: int):
                                           seed=seed, name="feature_shifts")
 
 
-def features_and_labels(bottom, dataset, batch_size: int = 256, mirror: bool = False, count: int | None = None,
-                        log=None, every: float = 60.0, out: str | None = None):
+def features_and_labels(bottom, dataset, out: str, count: int, batch_size: int = 256, mirror: bool = False,
+                        log=None, every: float = 60.0):
     """``bottom``'s outputs, the labels and (``mirror``) ``bottom``'s outputs for the mirrored
-    images (else None), from one pass over ``dataset``: a data set that reshuffles on every
-    pass (an image folder does) would misalign two separate passes.
+    images (else None), from one pass over ``dataset`` of ``count`` examples: a data set that
+    reshuffles on every pass (an image folder does) would misalign two separate passes.
 
-    With ``out`` (a folder; needs ``count``, the number of examples) they are written batch by
-    batch to ``features.npy``, ``labels.npy`` and ``mirrored.npy`` there and returned memory-mapped,
-    so no copy of them is held in memory (5.5 GB for CIFAR-10's training images at 192 px with
-    their mirrored copies: gathering and concatenating them in memory, then loading them into
-    the dataset, ran a 24 GB machine out of memory). Else they are returned as arrays.
-    ``log`` gets a progress line every ``every`` seconds (images done, rate, time left): at
-    192 px the pass over CIFAR-10's training images takes from 13 to 45 minutes on 2 cores."""
+    They are written batch by batch to ``features.npy``, ``labels.npy`` and ``mirrored.npy`` in
+    the folder ``out`` and returned memory-mapped, so no copy is held in memory: CIFAR-10's
+    training images at 192 px with their mirrored copies give 5.5 GB of features, and
+    gathering them in memory, then copying them into a dataset, ran a 24 GB machine out of
+    memory. ``log`` gets a progress line every ``every`` seconds (images done, rate, time
+    left): that pass takes from 13 to 45 minutes on 2 cores."""
     import numpy as np
     import tensorflow as tf
 
     from recipes.runtime.data import DataError
 
-    if out is not None and count is None:
-        raise ValueError("features_and_labels: writing to a folder (out) needs count, the number of examples")
-    if out is not None:
-        os.makedirs(out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     # A plain compiled call: predict_on_batch of a model built under MirroredStrategy gives every
     # replica the whole batch and returns all their copies.
     infer = tf.function(lambda images: bottom(images, training=False), reduce_retracing=True)
-    names = ("features", "labels", "mirrored") if mirror else ("features", "labels")
-    parts = {name: [] for name in names}
     files = {}
     start = last = time.time()
     done = 0
-    for images, batch_labels in dataset.batch(batch_size):
-        batch = {"features": np.asarray(infer(images)), "labels": np.asarray(batch_labels)}
+    for images, labels in dataset.batch(batch_size):
+        batch = {"features": np.asarray(infer(images)), "labels": np.asarray(labels)}
         if mirror:
             batch["mirrored"] = np.asarray(infer(tf.image.flip_left_right(images)))
         size = len(batch["labels"])
-        if out is None:
-            for name in names:
-                parts[name].append(batch[name])
-        else:
-            if done + size > count:
-                raise DataError(f"the data set has more than the {count} examples it declares")
-            for name in names:
-                if name not in files:
-                    files[name] = np.lib.format.open_memmap(os.path.join(out, f"{name}.npy"), mode="w+",
-                                                            dtype=batch[name].dtype,
-                                                            shape=(count, *batch[name].shape[1:]))
-                files[name][done:done + size] = batch[name]
+        if done + size > count:
+            raise DataError(f"the data set has more than the {count} examples it declares")
+        for name, values in batch.items():
+            if name not in files:
+                files[name] = np.lib.format.open_memmap(os.path.join(out, f"{name}.npy"), mode="w+",
+                                                        dtype=values.dtype, shape=(count, *values.shape[1:]))
+            files[name][done:done + size] = values
         done += size
         if log and time.time() - last >= every:
             last = time.time()
             rate = done / (last - start)
-            left = f" of {count}, about {(count - done) / rate:.0f}s left" if count else ""
-            log(f"{done} images{left} ({rate * (2 if mirror else 1):.0f} images/s through the frozen bottom"
-                + (", each also mirrored" if mirror else "") + ")")
-    if out is None:
-        arrays = [np.concatenate(parts[name]) for name in names]
-    else:
-        if done != count:
-            raise DataError(f"the data set declares {count} examples but gave {done}")
-        for array in files.values():
-            array.flush()
-        del files
-        arrays = [np.load(os.path.join(out, f"{name}.npy"), mmap_mode="r") for name in names]
-    return arrays[0], arrays[1], arrays[2] if mirror else None
+            log(f"{done} images of {count}, about {(count - done) / rate:.0f}s left ({rate * (2 if mirror else 1):.0f}"
+                f" images/s through the frozen bottom" + (", each also mirrored" if mirror else "") + ")")
+    if done != count:
+        raise DataError(f"the data set declares {count} examples but gave {done}")
+    for array in files.values():
+        array.flush()
+    del files
+    load = lambda name: np.load(os.path.join(out, f"{name}.npy"), mmap_mode="r")
+    return load("features"), load("labels"), load("mirrored") if mirror else None
 
 
 def mirrored_half(seed: int):

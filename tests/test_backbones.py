@@ -194,7 +194,7 @@ def test_cached_split_computes_what_the_whole_model_computes(digit_checkpoint):
         assert set(map(id, top.weights)) <= set(map(id, model.weights))  # shared, not copied
 
 
-def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
+def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset(tmp_path):
     """tfds and image folders reshuffle their files on every pass; features and labels must come from one."""
     import tensorflow as tf
 
@@ -203,7 +203,7 @@ def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
         100, seed=0, reshuffle_each_iteration=True)
     identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
     lines = []
-    features, labels, mirrored = finetune.features_and_labels(identity, dataset, batch_size=16, count=100,
+    features, labels, mirrored = finetune.features_and_labels(identity, dataset, str(tmp_path), 100, batch_size=16,
                                                               log=lines.append, every=0)
     assert not np.array_equal(labels, values)  # shuffled ...
     np.testing.assert_array_equal(features[:, 0], labels)  # ... and still paired
@@ -212,14 +212,18 @@ def test_cached_features_stay_aligned_with_labels_on_a_reshuffling_dataset():
     assert len(lines) == 7 and lines[0].startswith("16 images of 100,") and lines[-1].startswith("100 images of 100,")
 
 
-def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their_labels():
+def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their_labels(tmp_path):
     import tensorflow as tf
 
     pictures = images((6, 5, 1), batch=40).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((pictures, np.arange(40))).shuffle(
         40, seed=0, reshuffle_each_iteration=True)  # reshuffles, like an image folder
     bottom = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Identity()])
-    features, labels, mirrored = finetune.features_and_labels(bottom, dataset, batch_size=16, mirror=True)
+    features, labels, mirrored = finetune.features_and_labels(bottom, dataset, str(tmp_path / "kept"), 40,
+                                                              batch_size=16, mirror=True)
+    # Written to the folder and read back memory-mapped, not held in memory.
+    assert all(isinstance(array, np.memmap) for array in (features, labels, mirrored))
+    assert sorted(file.name for file in (tmp_path / "kept").iterdir()) == ["features.npy", "labels.npy", "mirrored.npy"]
     np.testing.assert_array_equal(features, pictures[labels])
     np.testing.assert_array_equal(mirrored, pictures[labels][:, :, ::-1])
     # Phase 2 sees each example's own features or its mirrored ones, about half of each.
@@ -230,23 +234,10 @@ def test_mirrored_features_are_the_bottom_s_on_mirrored_images_paired_with_their
     kept = [np.array_equal(c, f) for c, f in zip(chosen, features)]
     assert all(a != b for a, b in zip(flipped, kept)) and 8 <= sum(flipped) <= 32
     np.testing.assert_array_equal(chosen_labels, labels)
+    from recipes.runtime.data import DataError
 
-
-def test_features_written_to_a_folder_come_back_memory_mapped_and_paired(tmp_path):
-    import tensorflow as tf
-
-    pictures = images((6, 5, 1), batch=40).astype("float32")
-    dataset = tf.data.Dataset.from_tensor_slices((pictures, np.arange(40))).shuffle(
-        40, seed=0, reshuffle_each_iteration=True)
-    bottom = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Identity()])
-    features, labels, mirrored = finetune.features_and_labels(bottom, dataset, batch_size=16, mirror=True,
-                                                              count=40, out=str(tmp_path))
-    assert all(isinstance(array, np.memmap) for array in (features, labels, mirrored))
-    assert sorted(file.name for file in tmp_path.iterdir()) == ["features.npy", "labels.npy", "mirrored.npy"]
-    np.testing.assert_array_equal(features, pictures[labels])
-    np.testing.assert_array_equal(mirrored, pictures[labels][:, :, ::-1])
-    with pytest.raises(Exception, match="declares 50 examples but gave 40"):
-        finetune.features_and_labels(bottom, dataset, batch_size=16, count=50, out=str(tmp_path / "short"))
+    with pytest.raises(DataError, match="declares 50 examples but gave 40"):
+        finetune.features_and_labels(bottom, dataset, str(tmp_path / "short"), 50, batch_size=16)
 
 
 def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_path):
