@@ -404,6 +404,7 @@ def mirrored_half(seed: int):
     once by the frozen bottom)."""
     import tensorflow as tf
 
+    @tf.autograph.experimental.do_not_convert  # plain tensor code; AutoGraph failed on the closure and said so
     def choose(pair, labels):
         features, mirrored = pair
         flip = tf.random.uniform(tf.shape(labels)[:1], seed=seed) < 0.5
