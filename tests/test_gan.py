@@ -146,3 +146,16 @@ def test_gan_recipe_refuses_a_model_that_is_not_a_gan(tmp_path):
     assert result.returncode == 2
     assert "not a GAN" in result.stderr and "dcgan" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_quick_mode_takes_each_model_s_learning_rate_unless_one_is_given():
+    import recipes
+    from recipes.runtime.config import ConfigError, parse_overrides
+
+    module = recipes.load("gan")
+    rate = lambda *argv: parse_overrides(module.Config, list(argv), quick_overrides=module.QUICK).learning_rate
+    assert rate("--quick") == 2e-4 and rate("--quick", "--model", "conditional_dcgan") == 1e-3
+    assert rate("--quick", "--model", "conditional_dcgan", "--learning-rate", "5e-4") == 5e-4
+    assert rate() == 2e-4  # full mode: Radford et al.'s
+    with pytest.raises(ConfigError, match="--learning-rate must be > 0"):
+        rate("--learning-rate", "0")
