@@ -217,7 +217,6 @@ def compile_phase(model, learning_rate, config: Config) -> None:
 def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str):
     """Phase 1 (frozen backbone), then phase 2 (top blocks), on features computed once."""
     import keras
-    import numpy as np
 
     from recipes.runtime import data
     from zoo import backbones
@@ -262,12 +261,10 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
                                     log=lambda line, name=split_name: print(f"[finetune] {name} features: {line}",
                                                                             flush=True))
             os.replace(partial, path)  # whole or absent: a cut-off write is never taken for features
-        # Memory-mapped: read from the file (and the page cache) as the phases go, never copied whole.
-        features, labels = (np.load(os.path.join(path, f"{name}.npy"), mmap_mode="r") for name in ("features", "labels"))
+        features, labels, mirrored = load_features(path, mirror)
         source = data.from_arrays(features, labels)
         if split_name == "train":  # phase 2's: with mirror both in one dataset
-            phase2_train = (data.from_arrays((features, np.load(os.path.join(path, "mirrored.npy"), mmap_mode="r")),
-                                             labels) if mirror else source)
+            phase2_train = data.from_arrays((features, mirrored), labels) if mirror else source
         cached[split_name] = data.pipeline(source, count, config.batch_size * replicas,
                                            training=split_name == "train", seed=config.seed, replicas=replicas,
                                            cache=False)
@@ -397,8 +394,15 @@ def features_and_labels(bottom, dataset, out: str, count: int, batch_size: int =
         raise DataError(f"the data set declares {count} examples but gave {done}")
     for array in files.values():
         array.flush()
-    del files
-    load = lambda name: np.load(os.path.join(out, f"{name}.npy"), mmap_mode="r")
+    return load_features(out, mirror)
+
+
+def load_features(folder: str, mirror: bool = False):
+    """(features, labels, mirrored or None) as ``features_and_labels`` wrote them in ``folder``,
+    memory-mapped: read from the files (and the page cache) as the phases go, never copied whole."""
+    import numpy as np
+
+    load = lambda name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")
     return load("features"), load("labels"), load("mirrored") if mirror else None
 
 
