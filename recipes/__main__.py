@@ -2,7 +2,8 @@
 
     zoo list                         recipes and registered models
     zoo run cnn --epochs 3           one recipe; --help lists its fields and defaults
-    zoo run all --quick              every recipe in quick mode (the demo and smoke test)
+    zoo run all --quick              every recipe in quick mode, each in its own process (the demo)
+    zoo launch --workers 2 cnn       one recipe on 2 worker processes here (MultiWorkerMirroredStrategy)
     zoo results                      the results table
     zoo data import mnist --from DIR prepare a tfds dataset from local raw files, offline
 
@@ -70,32 +71,73 @@ def command_run(argv: list[str]) -> int:
         return _fail(str(error), USAGE_ERROR)
 
     _quiet_tensorflow()
+    if name == "all":
+        return run_each_in_its_own_process(list(configs), overrides)
+    command = os.environ.get("ZOO_COMMAND") or "zoo run " + " ".join([name, *overrides])  # zoo launch sets it
+    return run_one(name, modules[name], configs[name], command)
+
+
+def run_one(recipe: str, module, config, command: str) -> int:
     from recipes.runtime import train
+    from recipes.runtime.cluster import ClusterError
+    from recipes.runtime.config import ConfigError
     from recipes.runtime.data import DataError
     from zoo import UnknownModelError
     from zoo.backbones import WeightsError
 
-    failures = []
-    for recipe, config in configs.items():
-        command = "zoo run " + " ".join([recipe, *overrides])
-        try:
-            if hasattr(modules[recipe], "run"):  # a recipe that trains no model (deepdream) runs itself
-                modules[recipe].run(config, command=command)
-            else:
-                train.run(recipe, modules[recipe], config, command=command)
-        except (UnknownModelError, ConfigError, WeightsError) as error:
-            failures.append((recipe, str(error), USAGE_ERROR))
-        except (DataError, train.NaNLossError, train.ResumeError) as error:
-            failures.append((recipe, str(error), RUN_ERROR))
-        if failures and name != "all":
-            break
-    for recipe, message, _ in failures:
-        _fail(f"[{recipe}] {message}", 0)
-    if failures:
-        return max(status for _, _, status in failures)
-    if name == "all":
-        print(f"All {len(configs)} recipes finished: {', '.join(configs)}")
+    try:
+        if hasattr(module, "run"):  # a recipe that trains no model (deepdream) runs itself
+            module.run(config, command=command)
+        else:
+            train.run(recipe, module, config, command=command)
+    except (UnknownModelError, ConfigError, WeightsError) as error:
+        return _fail(f"[{recipe}] {error}", USAGE_ERROR)
+    except (DataError, train.NaNLossError, train.ResumeError, ClusterError) as error:
+        return _fail(f"[{recipe}] {error}", RUN_ERROR)
     return 0
+
+
+def run_each_in_its_own_process(names: list[str], overrides: list[str]) -> int:
+    """``zoo run all``: each recipe in a fresh process, so that one recipe's TensorFlow state (the
+    logical CPU split, a MirroredStrategy's collectives) cannot reach the next; a summary at the end."""
+    import subprocess
+    import time
+
+    statuses = {}
+    for recipe in names:
+        print(f"=== zoo run {' '.join([recipe, *overrides])}", flush=True)
+        start = time.perf_counter()
+        statuses[recipe] = subprocess.run([sys.executable, "-m", "recipes", "run", recipe, *overrides]).returncode
+        print(f"=== {recipe}: {'ok' if statuses[recipe] == 0 else f'failed (exit {statuses[recipe]})'} "
+              f"in {time.perf_counter() - start:.0f} s", flush=True)
+    failed = {recipe: status for recipe, status in statuses.items() if status != 0}
+    if failed:
+        _fail(f"{len(failed)} of {len(names)} recipes failed: "
+              + ", ".join(f"{recipe} (exit {status})" for recipe, status in failed.items())
+              + "; their messages are above, after their === lines", 0)
+        return USAGE_ERROR if USAGE_ERROR in failed.values() else RUN_ERROR
+    print(f"All {len(names)} recipes finished: {', '.join(names)}")
+    return 0
+
+
+def command_launch(argv: list[str]) -> int:
+    from recipes.runtime import launch
+    from recipes.runtime.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="zoo launch", description=launch.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes to start here (default: 2)")
+    parser.add_argument("--host", default="127.0.0.1", help="address the workers listen on (default: 127.0.0.1)")
+    parser.add_argument("--timeout", type=float, default=0,
+                        help="stop every worker after this many seconds, exit 124 (default: 0, no limit)")
+    parser.add_argument("recipe_args", nargs=argparse.REMAINDER, help="RECIPE and its options, as for zoo run")
+    args = parser.parse_args(argv)
+    try:
+        if args.recipe_args and args.recipe_args[0] not in recipes.RECIPES:
+            recipes.load(args.recipe_args[0])  # the unknown-recipe message with its suggestions
+        return launch.launch(args.workers, args.recipe_args, host=args.host, timeout=args.timeout)
+    except (ConfigError, recipes.UnknownRecipeError) as error:
+        return _fail(str(error), USAGE_ERROR)
 
 
 def command_results(args) -> int:
@@ -125,10 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
         return command_run(argv[1:])
+    if argv and argv[0] == "launch":
+        return command_launch(argv[1:])
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run a recipe (zoo run RECIPE --help)")
+    commands.add_parser("launch", help="run a recipe on N local worker processes (zoo launch --help)")
     listing = commands.add_parser("list", help="list recipes and models")
     listing.add_argument("what", nargs="?", default="all", choices=["all", "recipes", "models"])
     listing.add_argument("--pattern", default="*", help="shell pattern over model names, e.g. 'resnet*'")

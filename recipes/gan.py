@@ -174,9 +174,14 @@ def feature_classifier(config: Config, labelled, log=print):
     accuracy = float(model.evaluate(pipeline(labelled.test, labelled.num_test, False), verbose=0,
                                     return_dict=True)["accuracy"])
     os.makedirs(folder, exist_ok=True)
-    model.save(path)
-    with open(path + ".json", "w") as handle:
+    # Written under a name of this process's and renamed: the workers of a multi-worker run
+    # train the same classifier side by side and may save it to the same cache at once.
+    partial = f"{path}.{os.getpid()}.partial"
+    model.save(partial + ".keras")
+    with open(partial + ".json", "w") as handle:
         json.dump({"test_accuracy": accuracy, "config": dataclasses.asdict(cnn_config)}, handle, indent=2)
+    os.replace(partial + ".keras", path)
+    os.replace(partial + ".json", path + ".json")
     return model, accuracy
 
 

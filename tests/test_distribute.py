@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 
 def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ConfigError, match="needs the TF_CONFIG environment variable"):
+    with pytest.raises(ConfigError, match="needs the cluster: the TF_CONFIG environment variable"):
         distribute.make_strategy("multi_worker")
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):

@@ -37,6 +37,7 @@ class RunConfig:
     steps_per_execution: int = 1  # >1 runs several train steps per call into the graph
     strategy: Literal["auto", "mirrored", "multi_worker", "one_device", "cpu"] = "auto"
     cpu_replicas: int = 1  # split the CPU into N logical devices (tests distribution without GPUs)
+    worker_timeout: float = 60.0  # multi_worker: seconds to wait for every worker to join, then fail naming them
     data_dir: str = ""  # tfds data dir; default $ZOO_DATA_DIR, then ~/tensorflow_datasets
     output_dir: str = ""  # run artifacts; default runs/<recipe>/<model>-<dataset>[-quick]
     results_dir: str = ""  # default results/ (quick runs: runs/quick-results/)

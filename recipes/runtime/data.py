@@ -421,6 +421,12 @@ def pipeline(dataset: tf.data.Dataset, num_examples: int, batch_size: int, train
     layers cannot be XLA-compiled and would switch XLA off for the whole train step.
     """
     batch_size = first_batch_size(batch_size, num_examples, replicas)
+    # Under MultiWorkerMirroredStrategy every worker reads the whole pipeline and keeps its part of
+    # each global batch, so 2 workers x 1 replica see the batches 1 process x 2 replicas sees (the
+    # default, AUTO, would shard by files where a dataset has several, giving each worker other data).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     # Stating the size lets Keras show progress and know where an epoch ends.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_examples))
     if cache:

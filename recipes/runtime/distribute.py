@@ -3,7 +3,8 @@
     auto          MirroredStrategy over all GPUs when there are several; with one GPU or
                   none, that one device (or MirroredStrategy over --cpu-replicas logical CPUs)
     mirrored      MirroredStrategy over all GPUs, else over the logical CPUs
-    multi_worker  MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG variable
+    multi_worker  MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG or Slurm (cluster.py),
+                  Keras patched for it (keras_multi_worker.py)
     one_device    the first GPU, else the CPU
     cpu           the CPU alone, even where GPUs exist
 
@@ -13,13 +14,13 @@ MirroredStrategy and its loss scaling are testable on a laptop or in CI.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from dataclasses import dataclass
 
 import tensorflow as tf
 
+from recipes.runtime import cluster
 from recipes.runtime.config import STRATEGIES, ConfigError
 
 
@@ -29,6 +30,23 @@ class Placement:
     name: str  # the strategy the user asked for, resolved ("mirrored", "one_device", ...)
     replicas: int
     device: str  # human-readable description of the hardware
+    workers: int = 1  # processes in the cluster (multi_worker), each with replicas / workers replicas
+
+
+def multi_worker_placement(worker_timeout: float) -> Placement:
+    """MultiWorkerMirroredStrategy over the cluster in TF_CONFIG or Slurm, with Keras patched for it."""
+    from recipes.runtime import keras_multi_worker
+
+    task = cluster.current_task()
+    if task is None:
+        raise ConfigError("strategy=multi_worker needs the cluster: the TF_CONFIG environment variable, e.g. "
+                          "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
+                          "\"task\": {\"type\": \"worker\", \"index\": 0}}', or a Slurm job step (srun); "
+                          "`zoo launch --workers N RECIPE` starts N workers on this host")
+    strategy = cluster.start_strategy(task, worker_timeout)
+    keras_multi_worker.patch_keras()
+    gpus = tf.config.list_physical_devices("GPU")
+    return Placement(strategy, "multi_worker", strategy.num_replicas_in_sync, describe_hardware(gpus), task.workers)
 
 
 def split_cpu(replicas: int) -> None:
@@ -69,22 +87,16 @@ def describe_hardware(gpus: list) -> str:
     return f"CPU ({model}, {os.cpu_count()} cores)"
 
 
-def make_strategy(name: str = "auto", cpu_replicas: int = 1) -> Placement:
-    """The strategy ``name`` resolved against the visible devices."""
+def make_strategy(name: str = "auto", cpu_replicas: int = 1, worker_timeout: float = 60) -> Placement:
+    """The strategy ``name`` resolved against the visible devices (``worker_timeout``: seconds a
+    multi-worker run waits for its cluster)."""
     if name not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {name!r}; expected one of {list(STRATEGIES)}")
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable describing "
-                              "the cluster, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
-                              "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'")
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        gpus = tf.config.list_physical_devices("GPU")
-        return Placement(strategy, name, strategy.num_replicas_in_sync, describe_hardware(gpus))
+        if cpu_replicas > 1:
+            raise ConfigError(f"--cpu-replicas {cpu_replicas} splits one process's CPU for MirroredStrategy; under "
+                              f"multi_worker each worker has one CPU replica (or its GPUs): start more workers")
+        return multi_worker_placement(worker_timeout)
     if cpu_replicas > 1:
         split_cpu(cpu_replicas)
     gpus = [] if name == "cpu" else tf.config.list_physical_devices("GPU")
@@ -106,9 +118,4 @@ def make_strategy(name: str = "auto", cpu_replicas: int = 1) -> Placement:
 
 def is_chief() -> bool:
     """True on the worker that writes results (always, outside multi-worker training)."""
-    cluster_spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = cluster_spec.get("task")
-    if not task or task.get("type") == "chief":
-        return True
-    has_chief = "chief" in cluster_spec.get("cluster", {})
-    return task.get("type") == "worker" and task.get("index", 0) == 0 and not has_chief
+    return cluster.is_chief()

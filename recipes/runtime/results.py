@@ -16,7 +16,7 @@ import pandas as pd
 # The columns every row has, in order; test metrics follow as test_<name>.
 COLUMNS = [
     "date", "recipe", "model", "dataset", "dataset_source", "train_examples", "params", "epochs",
-    "per_replica_batch_size", "global_batch_size", "learning_rate", "replicas", "strategy", "device", "backend",
+    "per_replica_batch_size", "global_batch_size", "learning_rate", "workers", "replicas", "strategy", "device", "backend",
     "tensorflow_version", "keras_version", "mixed_precision", "jit_compile", "steps_per_execution",
     "commit", "seed", "train_seconds", "samples_per_second",
 ]
@@ -26,7 +26,9 @@ COLUMN_MEANINGS = {
                       "matches tfds's registry), or the package it ships in",
     "train_examples": "training examples used (fewer than the split only with --train-examples)",
     "params": "trainable + non-trainable parameters",
-    "global_batch_size": "per-replica batch x replicas",
+    "global_batch_size": "per-replica batch x replicas (of all workers)",
+    "workers, replicas": "processes in the cluster (multi_worker; 1 otherwise; empty in rows from before the "
+                         "column) and replicas in sync over all of them",
     "device": "the hardware the run used",
     "commit": "git commit of the code (-dirty: with uncommitted changes)",
     "train_seconds": "wall time of model.fit, compilation included; a resumed run adds its interrupted "

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
-from recipes.runtime import distribute, results
+from recipes.runtime import cluster, distribute, results
 
 # fit() warns that it ignores shuffle=True for a tf.data.Dataset; the pipeline shuffles itself.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -47,7 +47,7 @@ class ResumeError(RuntimeError):
 
 
 # Settings that may change when an interrupted run is resumed; any other change is refused.
-RESUMABLE_CHANGES = {"epochs", "verbose", "tracking", "results_dir", "validation_freq"}
+RESUMABLE_CHANGES = {"epochs", "verbose", "tracking", "results_dir", "validation_freq", "worker_timeout"}
 
 
 def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
@@ -265,7 +265,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     if config.tracking == "mlflow":
         _import_mlflow()
     commit = git_commit()  # the code as it is when the run starts
-    placement = distribute.make_strategy(config.strategy, config.cpu_replicas)
+    placement = distribute.make_strategy(config.strategy, config.cpu_replicas, config.worker_timeout)
     if placement.replicas > 1 and config.steps_per_execution > 1:
         raise config_lib.ConfigError(
             f"steps_per_execution={config.steps_per_execution} with {placement.replicas} replicas fails inside "
@@ -279,12 +279,30 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     if 0 < config.train_examples < datasets.num_train:
         datasets.train, datasets.num_train = datasets.train.take(config.train_examples), config.train_examples
     output_dir, results_dir = default_dirs(recipe, f"{run_name}-{datasets.name}", config)
+    chief, run_dir = distribute.is_chief(), output_dir
+    if not chief:  # every worker takes part in saving; the chief's folder is the run's
+        output_dir = cluster.worker_output_dir(run_dir, cluster.current_task())
+    try:
+        with cluster.peer_failures(placement.workers, run_dir):
+            return train_and_record(recipe, module, config, command, extra_callbacks, log, commit, placement,
+                                    datasets, run_name, output_dir, results_dir, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def train_and_record(recipe, module, config, command, extra_callbacks, log, commit, placement, datasets, run_name,
+                     output_dir, results_dir, chief) -> dict:
     os.makedirs(output_dir, exist_ok=True)
     global_batch = config.batch_size * placement.replicas
     log(f"[{recipe}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
         f"{datasets.source})")
     log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
         f"per-replica batch={config.batch_size} global batch={global_batch}")
+    if placement.workers > 1:
+        log(f"[{recipe}] {placement.workers} workers, {placement.replicas // placement.workers} replica(s) each; this "
+            f"is {'the chief' if chief else 'a worker'}: {cluster.current_task().name} "
+            f"(input sharded by data: each worker reads every example and keeps its part of each global batch)")
     train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
                               seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
                               batch_map=datasets.train_batch_map)
@@ -346,7 +364,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         **metrics, "command": command or " ".join(sys.argv),
     }
     record(recipe, module, config, row, output_dir, results_dir, log)
-    if config.tracking == "mlflow":
+    if config.tracking == "mlflow" and chief:
         log_to_mlflow(recipe, config, row, output_dir)
     log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
                                    for name, value in metrics.items())
@@ -388,7 +406,7 @@ def run_columns(placement, config: config_lib.RunConfig, commit: str, jit_compil
     ``placement`` is ``distribute.make_strategy``'s; recipes that train no model (``run``) use it too."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
+        "workers": placement.workers, "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
         "backend": keras.backend.backend(), "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
         "mixed_precision": config.mixed_precision, "jit_compile": jit_compile,
         "steps_per_execution": config.steps_per_execution, "commit": commit, "seed": config.seed,
