@@ -76,6 +76,7 @@ import shutil
 import time
 from typing import Literal
 
+from recipes.runtime import cluster
 from recipes.runtime.config import ConfigError, RunConfig
 
 
@@ -130,7 +131,7 @@ QUICK_SOURCE_EPOCHS = 3
 def quick_source(config: Config, datasets, run_dir: str) -> str:
     """Train the quick mode's backbone, small_convnet on the digits, and save it as a checkpoint."""
     import zoo
-    from recipes.runtime import data
+    from recipes.runtime import data, train
 
     path = os.path.join(run_dir, "quick-source.keras")
     os.makedirs(run_dir, exist_ok=True)
@@ -139,7 +140,7 @@ def quick_source(config: Config, datasets, run_dir: str) -> str:
     compile_phase(source, config.learning_rate, config)
     source.fit(data.pipeline(datasets.train, datasets.num_train, config.batch_size, training=True, seed=config.seed),
                epochs=QUICK_SOURCE_EPOCHS, verbose=0)
-    source.save(path)
+    train.save_model(source, path)  # every worker of a cluster writes this file
     return path
 
 
@@ -588,7 +589,8 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
             self.steps, self.last_batch = self.steps + batch - self.last_batch, batch
             current = now()
             self.used = {name: self.before[name] + value - self.start[name] for name, value in current.items()}
-            if self.used[clock] >= seconds:
+            # Every worker of a cluster stops at the same step: the first one out of budget decides.
+            if cluster.any_worker(self.model.distribute_strategy, self.used[clock] >= seconds):
                 self.model.stop_training = True
             elif save_seconds and current["seconds"] - self.saved_at["seconds"] >= save_seconds:
                 self.save(self.epoch)  # resumes at this epoch's first batch

@@ -154,7 +154,7 @@ def feature_classifier(config: Config, labelled, log=print):
     import keras
 
     from recipes import cnn
-    from recipes.runtime import data
+    from recipes.runtime import data, train
 
     model_name = "small_convnet" if config.dataset == "digits" else "mnist_convnet"
     folder = config.classifier_dir or os.path.join("runs", "gan", "feature_classifiers")
@@ -174,14 +174,13 @@ def feature_classifier(config: Config, labelled, log=print):
     accuracy = float(model.evaluate(pipeline(labelled.test, labelled.num_test, False), verbose=0,
                                     return_dict=True)["accuracy"])
     os.makedirs(folder, exist_ok=True)
-    # Written under a name of this process's and renamed: the workers of a multi-worker run
-    # train the same classifier side by side and may save it to the same cache at once.
-    partial = f"{path}.{os.getpid()}.partial"
-    model.save(partial + ".keras")
-    with open(partial + ".json", "w") as handle:
+    # The workers of a cluster train the same classifier side by side and save it to the same
+    # cache: each file through a name of its own and a rename, the model first.
+    train.save_model(model, path)
+    partial = f"{path}.{os.getpid()}.partial.json"
+    with open(partial, "w") as handle:
         json.dump({"test_accuracy": accuracy, "config": dataclasses.asdict(cnn_config)}, handle, indent=2)
-    os.replace(partial + ".keras", path)
-    os.replace(partial + ".json", path + ".json")
+    os.replace(partial, path + ".json")
     return model, accuracy
 
 

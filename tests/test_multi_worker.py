@@ -85,9 +85,9 @@ def alive(pid: int) -> bool:
 
 
 def test_a_worker_killed_in_epoch_two_is_resumed_by_a_relaunch_into_one_row(tmp_path):
-    # Small batches make an epoch last seconds, so the kill lands inside epoch 2.
+    # Batches of 2 per replica make an epoch last seconds (337 steps), so the kill lands inside epoch 2.
     arguments = [sys.executable, "-u", "-m", "recipes", "launch", "--workers", "2", "--timeout", str(LAUNCH_TIMEOUT),
-                 "cnn", "--quick", "--epochs", "3", "--batch-size", "4", *launch_options(tmp_path, "kill")]
+                 "cnn", "--quick", "--epochs", "3", "--batch-size", "2", *launch_options(tmp_path, "kill")]
     environment = {**os.environ, **launch_env(tmp_path)}
     deadline = time.monotonic() + LAUNCH_TIMEOUT
     first = subprocess.Popen(arguments, cwd=tmp_path, env=environment, stdout=subprocess.PIPE,
@@ -97,7 +97,7 @@ def test_a_worker_killed_in_epoch_two_is_resumed_by_a_relaunch_into_one_row(tmp_
         pids = [int(read_until(first, rf"\[launch\] worker {index} \(pid (\d+)\)", deadline, lines).group(1))
                 for index in range(2)]
         read_until(first, r"\[worker 1\] Epoch 2/3", deadline, lines)
-        time.sleep(1.0)
+        time.sleep(0.5)
         os.kill(pids[1], signal.SIGKILL)
         output = first.communicate(timeout=120)[0]
     finally:

@@ -38,13 +38,32 @@ def check_quick_quality(recipe: str, row) -> None:
         assert row["test_accuracy"] > QUICK_FLOORS[recipe], f"quick {recipe} did not learn: {row['test_accuracy']}"
 
 
-@pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
-def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, tmp_path):
-    result = run_cli("run", recipe, "--quick", "--cpu-replicas", "2", "--results-dir", str(tmp_path / "results"),
-                     "--output-dir", str(tmp_path / "run"))
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """``zoo run all --quick --cpu-replicas 2`` once, from a scratch folder (its runs/ is there):
+    every recipe in a process of its own, so one's collectives and CPU split cannot reach the next."""
+    folder = tmp_path_factory.mktemp("run-all")
+    result = run_cli("run", "all", "--quick", "--cpu-replicas", "2", "--results-dir", str(folder / "results"),
+                     cwd=str(folder), timeout=3000)
+    return folder, result
+
+
+def test_run_all_quick_on_two_cpu_replicas_runs_every_recipe(quick_runs):
+    folder, result = quick_runs
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "strategy=mirrored replicas=2" in result.stdout
-    table = results.read_csv(tmp_path / "results" / f"{recipe}.csv")
+    assert f"All {len(recipes.RECIPES)} recipes finished" in result.stdout
+    for recipe in recipes.RECIPES:
+        assert f"=== {recipe}: ok in " in result.stdout
+
+
+@pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))
+def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
+    folder, result = quick_runs
+    output = result.stdout.split(f"=== zoo run {recipe} ", 1)[-1].split(f"=== {recipe}: ", 1)[0]
+    assert "strategy=mirrored replicas=2" in output, output[-3000:]
+    run_dirs = list((folder / "runs" / recipe).glob("*-quick"))
+    assert len(run_dirs) == 1, run_dirs
+    table = results.read_csv(folder / "results" / f"{recipe}.csv")
     assert len(table) == 1
     row = table.iloc[0]
     assert set(results.COLUMNS) <= set(table.columns)
@@ -59,14 +78,14 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, tmp_path):
     if trains and recipe not in ("gan", "autoencoder"):  # these predict no classes
         artifacts.append("confusion_matrix.png")
     for artifact in artifacts:
-        assert (tmp_path / "run" / artifact).exists(), artifact
+        assert (run_dirs[0] / artifact).exists(), artifact
     if trains:
-        assert os.listdir(tmp_path / "run" / "tensorboard")
-    assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
+        assert os.listdir(run_dirs[0] / "tensorboard")
+    assert not (run_dirs[0] / "backup").exists()  # removed once training finished
     config = config_lib.parse_overrides(module.Config, ["--quick"], quick_overrides=getattr(module, "QUICK", None))
     for artifact in train.published_artifacts(module, config):
-        assert (tmp_path / "results" / recipe / train.published_name(row, artifact)).exists()
-    assert "## " + recipe in (tmp_path / "results" / "README.md").read_text()
+        assert (folder / "results" / recipe / train.published_name(row, artifact)).exists()
+    assert "## " + recipe in (folder / "results" / "README.md").read_text()
 
 
 def test_cnn_recipe_through_tfds_under_mock_data(tmp_path, monkeypatch):

@@ -73,7 +73,9 @@ def tf_config_task(text: str) -> Task:
 def slurm_task(environ=os.environ) -> Task:
     """Worker ``SLURM_PROCID`` of the job step's tasks, ports counted up from ``ZOO_SLURM_PORT``."""
     from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import (
-        expand_hostlist, expand_tasks_per_node)
+        expand_hostlist,
+        expand_tasks_per_node,
+    )
 
     try:
         hosts = expand_hostlist(environ["SLURM_STEP_NODELIST"])
@@ -152,8 +154,7 @@ def start_strategy(task: Task, timeout: float):
                                  *task.addresses], stdin=subprocess.PIPE)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_resolver(task))
-        # A first all-reduce: every worker is up and can reach the others.
-        tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.ones([])), axis=None))()
+        any_worker(strategy, False)  # a first all-reduce: every worker is up and reaches the others
     except tf.errors.OpError as error:  # a peer refused or timed out before the watchdog fired
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ClusterError(f"{task.name} could not join its cluster {task.addresses} ({type(error).__name__}: "
@@ -163,6 +164,29 @@ def start_strategy(task: Task, timeout: float):
         watchdog.stdin.close()
         watchdog.wait()
     return strategy
+
+
+def any_worker(strategy, flag: bool) -> bool:
+    """True when ``flag`` is True on any worker (an all-reduce; outside a cluster, ``flag``).
+
+    For decisions each worker would otherwise take on its own clock, such as stopping at a
+    time budget: every worker must run the same steps, or their collectives stop matching.
+    Every worker must call it at the same points."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return flag
+    if strategy not in _ANY_FUNCTIONS:
+        @tf.function
+        @tf.autograph.experimental.do_not_convert
+        def any_flag(value):
+            return strategy.reduce("SUM", strategy.run(tf.identity, args=(value,)), axis=None)
+
+        _ANY_FUNCTIONS[strategy] = any_flag
+    return bool(_ANY_FUNCTIONS[strategy](tf.constant(float(flag))) > 0)
+
+
+_ANY_FUNCTIONS: dict = {}
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -187,8 +211,10 @@ class WorkerLostError(ClusterError):
     """A peer stopped answering during a multi-worker run; the message says how to resume."""
 
 
-def worker_output_dir(run_dir: str, task: Task) -> str:
-    """A temporary folder for a non-chief worker's artifacts, which the caller removes.
+@contextlib.contextmanager
+def worker_folder(run_dir: str):
+    """The folder this process writes the run's artifacts to: ``run_dir`` on the chief (and
+    outside a cluster); on another worker a temporary folder, removed at the end.
 
     Every worker saves (checkpoints, the model) under this strategy, but only the chief's
     files are the run's. A relaunched worker resumes from the chief's checkpoint: it is
@@ -199,6 +225,10 @@ def worker_output_dir(run_dir: str, task: Task) -> str:
     import shutil
     import tempfile
 
+    task = current_task()
+    if task is None or task.is_chief:
+        yield run_dir
+        return
     digest = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:12]
     folder = os.path.join(tempfile.gettempdir(), f"zoo-worker-{digest}-{task.task_type}{task.index}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -207,7 +237,10 @@ def worker_output_dir(run_dir: str, task: Task) -> str:
         shutil.copytree(chief_backup, os.path.join(folder, "backup"))
     else:
         os.makedirs(folder)
-    return folder
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -100,10 +100,11 @@ def launch(workers: int, recipe_args: list[str], host: str = "127.0.0.1", timeou
                                    text=True, start_new_session=True,
                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         processes.append(process)
-        relay = threading.Thread(target=_relay, args=(index, process.stdout, lock), daemon=True)
-        relay.start()
-        relays.append(relay)
         log(f"[launch] worker {index} (pid {process.pid}) at {addresses[index]}")
+    # The relaying threads start once every worker is: preexec_fn is unsafe in a process with threads.
+    for index, process in enumerate(processes):
+        relays.append(threading.Thread(target=_relay, args=(index, process.stdout, lock), daemon=True))
+        relays[-1].start()
     deadline = time.monotonic() + timeout if timeout > 0 else None
     status, failed = 0, None
     try:

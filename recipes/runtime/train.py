@@ -28,9 +28,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from recipes.runtime import cluster, distribute, results
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
-from recipes.runtime import cluster, distribute, results
 
 # fit() warns that it ignores shuffle=True for a tf.data.Dataset; the pipeline shuffles itself.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
@@ -280,103 +280,101 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         datasets.train, datasets.num_train = datasets.train.take(config.train_examples), config.train_examples
     output_dir, results_dir = default_dirs(recipe, f"{run_name}-{datasets.name}", config)
     chief, run_dir = distribute.is_chief(), output_dir
-    if not chief:  # every worker takes part in saving; the chief's folder is the run's
-        output_dir = cluster.worker_output_dir(run_dir, cluster.current_task())
-    try:
-        with cluster.peer_failures(placement.workers, run_dir):
-            return train_and_record(recipe, module, config, command, extra_callbacks, log, commit, placement,
-                                    datasets, run_name, output_dir, results_dir, chief)
-    finally:
-        if not chief:
-            shutil.rmtree(output_dir, ignore_errors=True)
+    # Every worker of a cluster takes part in saving: the others write into a folder of their own.
+    with cluster.worker_folder(run_dir) as output_dir, cluster.peer_failures(placement.workers, run_dir):
+        os.makedirs(output_dir, exist_ok=True)
+        global_batch = config.batch_size * placement.replicas
+        log(f"[{recipe}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
+            f"{datasets.source})")
+        log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
+            f"per-replica batch={config.batch_size} global batch={global_batch}")
+        if placement.workers > 1:
+            log(f"[{recipe}] {placement.workers} workers, {placement.replicas // placement.workers} replica(s) each; this "
+                f"is {'the chief' if chief else 'a worker'}: {cluster.current_task().name} "
+                f"(input sharded by data: each worker reads every example and keeps its part of each global batch)")
+        train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
+                                  seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
+                                  batch_map=datasets.train_batch_map)
+        test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed,
+                                 replicas=placement.replicas)
+
+        with placement.strategy.scope():
+            model = module.build_model(config, datasets)
+        log(f"[{recipe}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
+
+        backup_dir = os.path.join(output_dir, "backup")
+        history_csv = os.path.join(output_dir, "history.csv")
+        resuming = prepare_resume(backup_dir, config)
+        if resuming:
+            log(f"[{recipe}] resuming from the checkpoint in {backup_dir}")
+        elif os.path.exists(history_csv):
+            os.remove(history_csv)
+        nan_guard = StopOnNaN()
+        previous_seconds = previous_training_seconds(os.path.join(backup_dir, "zoo_training_seconds.json"), resuming)
+        clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or 0.0)
+        # double_checkpoint keeps the previous epoch's state too, for a run killed mid-save.
+        callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
+                     keras.callbacks.CSVLogger(history_csv, append=True),
+                     keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
+                     nan_guard, clock, *recipe_callbacks(module, config, datasets, output_dir), *(extra_callbacks or [])]
+
+        clock.start = time.perf_counter()
+        try:
+            if hasattr(module, "fit"):  # several phases, each with its own checkpoint under backup_dir
+                history = module.fit(model, train, test, config, datasets, callbacks=callbacks[1:], backup_dir=backup_dir)
+            else:
+                history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
+                                    validation_freq=validation_epochs(config), verbose=config.verbose)
+        except OSError as error:
+            if not resuming:
+                raise
+            raise ResumeError(f"The checkpoint in {backup_dir} cannot be read ({error}); it was probably cut off "
+                              f"while being written. Delete {backup_dir} to start the run over.") from None
+        train_seconds = clock.elapsed()  # across resumed invocations, from the checkpoint's clock
+        if nan_guard.where:
+            shutil.rmtree(backup_dir, ignore_errors=True)
+            raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
+                               f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
+        epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
+        # Speeds over the epochs the clock saw: all of them, unless an older checkpoint had no clock.
+        timed_epochs = epochs_done if previous_seconds is not None else len(history.epoch)
+
+        metrics = evaluate_and_save(model, module, datasets, test, config, output_dir)
+        row = {
+            **run_columns(placement, config, commit, jit_compile=use_xla(config)),
+            "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
+            "train_examples": datasets.num_train, "params": model.count_params(), "epochs": epochs_done,
+            "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch,
+            "learning_rate": config.learning_rate, "train_seconds": round(train_seconds, 2),
+            "samples_per_second": round(datasets.num_train * timed_epochs / train_seconds, 1),
+            **({"tokens_per_second": round(datasets.num_train * timed_epochs / train_seconds
+                                           * datasets.extras["tokens_per_example"])}
+               if "tokens_per_example" in datasets.extras else {}),
+            **metrics, "command": command or " ".join(sys.argv),
+        }
+        record(recipe, module, config, row, output_dir, results_dir, log)
+        if config.tracking == "mlflow" and chief:
+            log_to_mlflow(recipe, config, row, output_dir)
+        log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
+                                       for name, value in metrics.items())
+            + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; "
+            + (f"artifacts in {output_dir}" if chief else "artifacts with the chief"))
+        return row
 
 
-def train_and_record(recipe, module, config, command, extra_callbacks, log, commit, placement, datasets, run_name,
-                     output_dir, results_dir, chief) -> dict:
-    os.makedirs(output_dir, exist_ok=True)
-    global_batch = config.batch_size * placement.replicas
-    log(f"[{recipe}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
-        f"{datasets.source})")
-    log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
-        f"per-replica batch={config.batch_size} global batch={global_batch}")
-    if placement.workers > 1:
-        log(f"[{recipe}] {placement.workers} workers, {placement.replicas // placement.workers} replica(s) each; this "
-            f"is {'the chief' if chief else 'a worker'}: {cluster.current_task().name} "
-            f"(input sharded by data: each worker reads every example and keeps its part of each global batch)")
-    train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
-                              seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
-                              batch_map=datasets.train_batch_map)
-    test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed,
-                             replicas=placement.replicas)
-
-    with placement.strategy.scope():
-        model = module.build_model(config, datasets)
-    log(f"[{recipe}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
-
-    backup_dir = os.path.join(output_dir, "backup")
-    history_csv = os.path.join(output_dir, "history.csv")
-    resuming = prepare_resume(backup_dir, config)
-    if resuming:
-        log(f"[{recipe}] resuming from the checkpoint in {backup_dir}")
-    elif os.path.exists(history_csv):
-        os.remove(history_csv)
-    nan_guard = StopOnNaN()
-    previous_seconds = previous_training_seconds(os.path.join(backup_dir, "zoo_training_seconds.json"), resuming)
-    clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or 0.0)
-    # double_checkpoint keeps the previous epoch's state too, for a run killed mid-save.
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
-                 keras.callbacks.CSVLogger(history_csv, append=True),
-                 keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                 nan_guard, clock, *recipe_callbacks(module, config, datasets, output_dir), *(extra_callbacks or [])]
-
-    clock.start = time.perf_counter()
-    try:
-        if hasattr(module, "fit"):  # several phases, each with its own checkpoint under backup_dir
-            history = module.fit(model, train, test, config, datasets, callbacks=callbacks[1:], backup_dir=backup_dir)
-        else:
-            history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
-                                validation_freq=validation_epochs(config), verbose=config.verbose)
-    except OSError as error:
-        if not resuming:
-            raise
-        raise ResumeError(f"The checkpoint in {backup_dir} cannot be read ({error}); it was probably cut off "
-                          f"while being written. Delete {backup_dir} to start the run over.") from None
-    train_seconds = clock.elapsed()  # across resumed invocations, from the checkpoint's clock
-    if nan_guard.where:
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
-                           f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
-    epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
-    # Speeds over the epochs the clock saw: all of them, unless an older checkpoint had no clock.
-    timed_epochs = epochs_done if previous_seconds is not None else len(history.epoch)
-
-    metrics = evaluate_and_save(model, module, datasets, test, config, output_dir)
-    row = {
-        **run_columns(placement, config, commit, jit_compile=use_xla(config)),
-        "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
-        "train_examples": datasets.num_train, "params": model.count_params(), "epochs": epochs_done,
-        "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch,
-        "learning_rate": config.learning_rate, "train_seconds": round(train_seconds, 2),
-        "samples_per_second": round(datasets.num_train * timed_epochs / train_seconds, 1),
-        **({"tokens_per_second": round(datasets.num_train * timed_epochs / train_seconds
-                                       * datasets.extras["tokens_per_example"])}
-           if "tokens_per_example" in datasets.extras else {}),
-        **metrics, "command": command or " ".join(sys.argv),
-    }
-    record(recipe, module, config, row, output_dir, results_dir, log)
-    if config.tracking == "mlflow" and chief:
-        log_to_mlflow(recipe, config, row, output_dir)
-    log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
-                                   for name, value in metrics.items())
-        + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; artifacts in {output_dir}")
-    return row
+def save_model(model, path: str) -> None:
+    """``model.save(path)`` under a name of this process's, then renamed: a reader (a resumed
+    run, another worker of a cluster saving the same file) never finds half a file."""
+    partial = f"{path}.{os.getpid()}.partial.keras"
+    model.save(partial)
+    os.replace(partial, path)
 
 
 def evaluate_and_save(model, module, datasets, test, config, output_dir: str) -> dict:
     """Test metrics, plus the saved model, curves, confusion matrix and the recipe's own report."""
     evaluation = model.evaluate(test, verbose=0, return_dict=True)
     metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
-    model.save(os.path.join(output_dir, "model.keras"))
+    save_model(model, os.path.join(output_dir, "model.keras"))
     history_csv = os.path.join(output_dir, "history.csv")
     if os.path.exists(history_csv):
         plot_history(history_csv, os.path.join(output_dir, "curves.png"))
