@@ -33,7 +33,10 @@ def launch_options(tmp_path, name: str) -> list[str]:
     return ["--results-dir", str(tmp_path / f"results-{name}"), "--output-dir", str(tmp_path / f"run-{name}")]
 
 
-@pytest.mark.parametrize("recipe, options", [("cnn", []), ("gan", ["--classifier-dir", "CLASSIFIERS"])])
+# The GAN's train step draws noise per replica and synchronises batch norm; the fine-tune has two
+# phases and a from-scratch baseline that stops on a time budget (the same step on every worker).
+@pytest.mark.parametrize("recipe, options", [("cnn", []), ("gan", ["--classifier-dir", "CLASSIFIERS"]),
+                                             ("finetune", [])])
 def test_two_workers_write_one_row_and_log_the_losses_of_two_replicas(recipe, options, tmp_path):
     options = [str(tmp_path / "classifiers") if option == "CLASSIFIERS" else option for option in options]
     launched = run_cli("launch", "--workers", "2", "--timeout", str(LAUNCH_TIMEOUT), recipe, "--quick", *options,
@@ -49,6 +52,8 @@ def test_two_workers_write_one_row_and_log_the_losses_of_two_replicas(recipe, op
     assert row["global_batch_size"] == 2 * row["per_replica_batch_size"]
     assert row["command"].startswith(f"zoo launch --workers 2 {recipe} --quick")
     assert not os.listdir(tmp_path / "tmp")  # the non-chief's folder is gone
+    if recipe == "finetune":
+        assert row["scratch_accuracy"] > 0.5 and row["phase1_accuracy"] > 0.5
 
     mirrored = run_cli("run", recipe, "--quick", "--cpu-replicas", "2", *options,
                        *launch_options(tmp_path, "replicas"), cwd=str(tmp_path))
