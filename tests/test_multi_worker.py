@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,48 @@ def test_the_cluster_comes_from_tf_config_or_slurm():
     with pytest.raises(ConfigError, match="is not in its cluster"):
         cluster.current_task({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]},
                                                        "task": {"type": "worker", "index": 3}})})
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 (Slurm's layout counts ports up)."""
+    for _ in range(50):
+        base = cluster.free_ports(1)[0]
+        if base + count < 65536 and all(port_is_free(base + offset) for offset in range(count)):
+            return base
+    raise AssertionError("no consecutive free ports on 127.0.0.1")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_slurm_job_step_trains_on_two_workers(tmp_path):
+    """What `srun` gives each task (its rank, the step's nodes and tasks per node), on loopback."""
+    base = consecutive_free_ports(2)
+    processes = []
+    try:
+        for rank in range(2):
+            slurm = {"SLURM_PROCID": str(rank), "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2",
+                     "ZOO_SLURM_PORT": str(base)}
+            environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "recipes", "run", "mlp", "--quick", "--epochs", "3", "--strategy", "multi_worker",
+                 *launch_options(tmp_path, "slurm")], cwd=PROJECT_ROOT, env={**environment, **slurm},
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [process.communicate(timeout=180)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "this is the chief: worker 0" in outputs[0] and "this is a worker: worker 1" in outputs[1]
+    row = results.read_csv(tmp_path / "results-slurm" / "mlp.csv").iloc[0]
+    assert (row["strategy"], row["workers"], row["replicas"], row["epochs"]) == ("multi_worker", 2, 2, 3)
 
 
 def test_multi_worker_refuses_a_split_cpu(monkeypatch):
