@@ -19,7 +19,7 @@ demo: $(BIN)/.installed
 	$(BIN)/zoo results --results-dir runs/quick-results
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=20
 
 # Full-dataset runs (tens of minutes on a CPU); they need the raw files in $(SHARED_DATASETS).
 test-slow: $(BIN)/.installed

@@ -82,6 +82,7 @@ def run_one(recipe: str, module, config, command: str) -> int:
     from recipes.runtime.cluster import ClusterError
     from recipes.runtime.config import ConfigError
     from recipes.runtime.data import DataError
+    from recipes.runtime.files import SideFileError
     from zoo import UnknownModelError
     from zoo.backbones import WeightsError
 
@@ -92,7 +93,7 @@ def run_one(recipe: str, module, config, command: str) -> int:
             train.run(recipe, module, config, command=command)
     except (UnknownModelError, ConfigError, WeightsError) as error:
         return _fail(f"[{recipe}] {error}", USAGE_ERROR)
-    except (DataError, train.NaNLossError, train.ResumeError, ClusterError) as error:
+    except (DataError, train.NaNLossError, train.ResumeError, ClusterError, SideFileError) as error:
         return _fail(f"[{recipe}] {error}", RUN_ERROR)
     return 0
 
@@ -146,7 +147,12 @@ def command_results(args) -> int:
     if not os.path.isdir(args.results_dir):
         return _fail(f"No results directory {args.results_dir!r}; run a recipe first or pass --results-dir",
                      RUN_ERROR)
-    print(open(results.write_readme(args.results_dir)).read())
+    from recipes.runtime import files
+
+    with files.locked(args.results_dir):  # a run appending its row meanwhile waits
+        readme = results.write_readme(args.results_dir)
+    with open(readme) as handle:
+        print(handle.read())
     return 0
 
 

@@ -40,12 +40,12 @@ still at chance (9.7%): SGD on a deep sigmoid network starts on a long plateau (
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 import types
 from typing import Literal
 
+from recipes.runtime import files
 from recipes.runtime.config import ConfigError, RunConfig
 
 
@@ -181,8 +181,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
     zoo.dbn.load_pretrained(model, pretrain(model, datasets, config, backup_dir))
     done = os.path.join(backup_dir, "finetuned.weights.h5")
     if os.path.exists(done) and os.path.exists(done + ".json"):  # fine-tuning finished before an interruption
-        with open(done + ".json") as handle:
-            state = json.load(handle)
+        state = files.read_json(done + ".json")
         if state["epochs"][-1] + 1 == config.epochs:
             model.load_weights(done)
             return types.SimpleNamespace(epoch=state["epochs"])
@@ -191,8 +190,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
                         validation_freq=validation_epochs(config),
                         callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "finetune")), *callbacks])
     model.save_weights(done)
-    with open(done + ".json", "w") as handle:
-        json.dump({"epochs": history.epoch, "seconds": time.perf_counter() - start}, handle)
+    files.write_json(done + ".json", {"epochs": history.epoch, "seconds": time.perf_counter() - start})
     return history
 
 
@@ -218,8 +216,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
                               for epoch, (error, seconds) in enumerate(zip(layer["errors"], layer["seconds"])))
     zoo.gan.save_grid(zoo.dbn.receptive_fields(layers[0]["weights"], datasets.input_shape),
                       os.path.join(run_dir, "filters.png"), scale=max(1, 56 // datasets.input_shape[0]))
-    with open(os.path.join(backup_dir, "finetuned.weights.h5.json")) as handle:
-        finetune_seconds = json.load(handle)["seconds"]
+    finetune_seconds = files.read_json(os.path.join(backup_dir, "finetuned.weights.h5.json"))["seconds"]
     metrics = {"hidden_units": "-".join(str(layer.units) for layer in zoo.dbn.hidden_layers(model)),
                "cd_k": config.cd_k, "pretrain_epochs": config.pretrain_epochs,
                "pretrain_seconds": round(float(sum(layer["seconds"].sum() for layer in layers)), 1),

@@ -76,7 +76,7 @@ import shutil
 import time
 from typing import Literal
 
-from recipes.runtime import cluster
+from recipes.runtime import cluster, files
 from recipes.runtime.config import ConfigError, RunConfig
 
 
@@ -86,6 +86,7 @@ class Config(RunConfig):
     weights: str = ""  # .weights.h5 path | imagenet | none; "": $ZOO_WEIGHTS, else imagenet
     weights_format: Literal["keras", "torchvision"] = "torchvision"  # how a weights file was made
     cut_layer: str = ""  # .keras backbones: the layer whose output is the feature; "": below the last Dense
+    trust_model_code: bool = False  # .keras backbones: load one that carries Python code (runs that code)
     dataset: Literal["cifar10", "mnist", "fashion_mnist", "digits"] = "cifar10"
     image_size: int = 160  # ImageNet backbones: images resized to this inside the model; 0: keep their size
     head_epochs: int = 2  # phase 1: the head on the frozen backbone
@@ -191,7 +192,7 @@ def build_model(config: Config, datasets):
         path = config.backbone
         if config.quick and path == QUICK["backbone"]:
             path = quick_source(config, datasets, config.output_dir or os.path.join("runs", "finetune"))
-        features = backbones.from_checkpoint(path, config.cut_layer or None)
+        features = backbones.from_checkpoint(path, config.cut_layer or None, trust_code=config.trust_model_code)
     else:
         if config.cut_layer:
             raise ConfigError("--cut-layer applies to a .keras --backbone only")
@@ -226,8 +227,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
         done = os.path.join(backup_dir, f"{name}.weights.h5")
         if os.path.exists(done):  # finished before an interruption
             top.load_weights(done)
-            with open(done + ".json") as handle:
-                return json.load(handle)
+            return files.read_json(done + ".json")
         with strategy.scope():
             compile_phase(top, learning_rate, config)
         watch_path = os.path.join(backup_dir, f"{name}_time.json")
@@ -239,8 +239,7 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
         state = {"accuracy": float(history.history["val_accuracy"][-1]), "epochs": history.epoch,
                  **read_time(watch_path)}
         top.save_weights(done)
-        with open(done + ".json", "w") as handle:
-            json.dump(state, handle)
+        files.write_json(done + ".json", state)
         return state
 
     strategy = model.distribute_strategy
@@ -294,12 +293,12 @@ def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str
               + (f", feature maps shifted by up to {config.feature_shift:g} of their size" if config.feature_shift
                  else "") + (", half of the images mirrored" if config.mirror else ""))
         second = phase("phase2", train, config.epochs, config.head_epochs, learning_rate)
-    with open(os.path.join(backup_dir, "phases.json"), "w") as handle:
-        # Summed over every invocation of a resumed run: the feature pass and both phases.
-        parts = [*feature_time, first, *([second] if second is not first else [])]
-        json.dump({"phase1_accuracy": first["accuracy"], "unfrozen_blocks": unfrozen,
-                   "finetune_seconds": sum(part["seconds"] for part in parts),
-                   "finetune_cpu_seconds": sum(part["cpu_seconds"] for part in parts)}, handle)
+    # Summed over every invocation of a resumed run: the feature pass and both phases.
+    parts = [*feature_time, first, *([second] if second is not first else [])]
+    files.write_json(os.path.join(backup_dir, "phases.json"),
+                     {"phase1_accuracy": first["accuracy"], "unfrozen_blocks": unfrozen,
+                      "finetune_seconds": sum(part["seconds"] for part in parts),
+                      "finetune_cpu_seconds": sum(part["cpu_seconds"] for part in parts)})
     with strategy.scope():
         compile_phase(model, config.finetune_learning_rate, config)  # the whole model, as saved and evaluated
     return FitHistory(second["epochs"])
@@ -329,8 +328,7 @@ def features_cache_dir(bottom, datasets, config: Config) -> str:
     name = f"{config.dataset}-{os.path.splitext(key['backbone'])[0]}-{digest}"
     directory = os.path.join(config.features_cache, name)
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "key.json"), "w") as handle:
-        json.dump(key, handle, indent=2)
+    files.write_json(os.path.join(directory, "key.json"), key, indent=2)
     return directory
 
 
@@ -468,8 +466,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     from recipes.runtime import data
 
     backup_dir = os.path.join(run_dir, "backup")
-    with open(os.path.join(backup_dir, "phases.json")) as handle:
-        phases = json.load(handle)
+    phases = files.read_json(os.path.join(backup_dir, "phases.json"))
     metrics = {"phase1_accuracy": phases["phase1_accuracy"], "finetune_seconds": round(phases["finetune_seconds"], 1),
                "finetune_cpu_seconds": round(phases["finetune_cpu_seconds"], 1),
                "unfreeze_blocks": config.unfreeze_blocks, "image_size": 0 if config.checkpoint else config.image_size,
@@ -570,8 +567,7 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
             self.saved = saved_budget(backup_dir)
             state = {"seconds": 0.0, "cpu_seconds": 0.0, "steps": 0, "epoch": 0}
             if self.saved:
-                with open(os.path.join(self.saved, "state.json")) as handle:
-                    state.update(json.load(handle))
+                state.update(files.read_json(os.path.join(self.saved, "state.json")))
             self.steps, self.initial_epoch = state.pop("steps"), state.pop("epoch")
             self.before = self.used = state
 
@@ -620,8 +616,7 @@ def time_budget(seconds: float, clock: str = "seconds", backup_dir: str | None =
             shutil.rmtree(new, ignore_errors=True)
             os.makedirs(new)
             self.model.save_weights(os.path.join(new, "model.weights.h5"))
-            with open(os.path.join(new, "state.json"), "w") as handle:
-                json.dump({**self.used, "steps": self.steps, "epoch": epoch}, handle)
+            files.write_json(os.path.join(new, "state.json"), {**self.used, "steps": self.steps, "epoch": epoch})
             if os.path.exists(latest):
                 os.replace(latest, old)
             os.replace(new, latest)
@@ -646,8 +641,7 @@ def saved_budget(backup_dir: str | None) -> str | None:
 def read_time(path: str) -> dict:
     """The seconds a ``stopwatch`` saved at ``path``; zero when none was saved."""
     if os.path.exists(path):
-        with open(path) as handle:
-            return json.load(handle)
+        return files.read_json(path)
     return {"seconds": 0.0, "cpu_seconds": 0.0}
 
 
@@ -666,8 +660,7 @@ def stopwatch(path: str):
             return {name: self.before[name] + value - self.start[name] for name, value in now().items()}
 
         def save(self):
-            with open(path, "w") as handle:
-                json.dump(self.total, handle)
+            files.write_json(path, self.total)
 
         def on_epoch_end(self, epoch, logs=None):
             self.save()

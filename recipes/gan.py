@@ -149,19 +149,17 @@ def callbacks(config: Config, datasets, run_dir: str) -> list:
 
 def feature_classifier(config: Config, labelled, log=print):
     """The cnn recipe's convnet trained on the same data, cached: (model, test accuracy)."""
-    import json
-
     import keras
 
+    import zoo
     from recipes import cnn
-    from recipes.runtime import data, train
+    from recipes.runtime import data, files, train
 
     model_name = "small_convnet" if config.dataset == "digits" else "mnist_convnet"
     folder = config.classifier_dir or os.path.join("runs", "gan", "feature_classifiers")
     path = os.path.join(folder, f"{model_name}-{config.dataset}-{config.classifier_epochs}ep-seed{config.seed}.keras")
     if os.path.exists(path) and os.path.exists(path + ".json"):
-        with open(path + ".json") as handle:
-            return keras.models.load_model(path), json.load(handle)["test_accuracy"]
+        return zoo.backbones.load_model(path), files.read_json(path + ".json")["test_accuracy"]
     cnn_config = cnn.Config(model=model_name, dataset=config.dataset, epochs=config.classifier_epochs,
                             batch_size=32 if config.dataset == "digits" else 128, seed=config.seed)
     log(f"[gan] training the feature classifier {model_name} on {config.dataset} for "
@@ -177,10 +175,7 @@ def feature_classifier(config: Config, labelled, log=print):
     # The workers of a cluster train the same classifier side by side and save it to the same
     # cache: each file through a name of its own and a rename, the model first.
     train.save_model(model, path)
-    partial = f"{path}.{os.getpid()}.partial.json"
-    with open(partial, "w") as handle:
-        json.dump({"test_accuracy": accuracy, "config": dataclasses.asdict(cnn_config)}, handle, indent=2)
-    os.replace(partial, path + ".json")
+    files.write_json(path + ".json", {"test_accuracy": accuracy, "config": dataclasses.asdict(cnn_config)}, indent=2)
     return model, accuracy
 
 

@@ -43,6 +43,39 @@ def shared_dataset():
     return lambda name: shared_path("datasets", name, f"raw files for {name}", os.path.isdir)
 
 
+GUARDED = ("runs", "results")  # the checkout's folders no test may write into
+
+
+def checkout_state() -> dict:
+    """Every file (size, mtime) and folder under the guarded folders of the checkout."""
+    state = {}
+    for folder in GUARDED:
+        for root, folders, names in os.walk(os.path.join(PROJECT_ROOT, folder)):
+            for name in folders:
+                state[os.path.relpath(os.path.join(root, name), PROJECT_ROOT) + "/"] = "folder"
+            for name in names:
+                path = os.path.join(root, name)
+                try:
+                    stat = os.stat(path)
+                except FileNotFoundError:  # removed while walking
+                    continue
+                state[os.path.relpath(path, PROJECT_ROOT)] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+@pytest.fixture(autouse=True)
+def checkout_untouched():
+    """Fails a test that creates, changes or removes anything under the checkout's runs/ or
+    results/: tests write under tmp_path (--output-dir, --results-dir, or cwd=tmp_path)."""
+    before = checkout_state()
+    yield
+    after = checkout_state()
+    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    if changed:
+        pytest.fail(f"this test wrote into the checkout: {changed[:8]}{' ...' if len(changed) > 8 else ''}; "
+                    f"give it --output-dir and --results-dir under tmp_path, or run it with cwd=tmp_path")
+
+
 TWO_LOGICAL_CPUS = """
 import json
 import tensorflow as tf
@@ -58,6 +91,19 @@ def json_from_two_logical_cpus(script: str, timeout: int = 300):
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_handled_failure(result, status: int, recipe: str | None, *fragments: str) -> None:
+    """A failure the CLI handled: exit ``status``, ``error: [recipe] ...`` (``error: ...`` for a
+    setting refused while parsing, ``recipe=None``) and each fragment on stderr, and no traceback
+    (an uncaught exception also exits 1)."""
+    output = f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == status, output
+    assert "Traceback" not in result.stderr and "error: " in result.stderr, output
+    if recipe:
+        assert f"error: [{recipe}] " in result.stderr, output
+    for fragment in fragments:
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{output}"
 
 
 def run_cli(*args: str, cwd: str = PROJECT_ROOT, env: dict | None = None, timeout: int = 600):

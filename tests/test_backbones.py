@@ -11,7 +11,8 @@ import pytest
 
 import keras
 from recipes import finetune
-from tests.conftest import run_cli
+from recipes.runtime import results
+from tests.conftest import assert_handled_failure, run_cli
 from zoo import backbones, cnn
 
 IMAGENET_FILE = "mobilenet_v2_imagenet.weights.h5"
@@ -288,8 +289,7 @@ def test_finetune_from_a_zoo_checkpoint_on_two_replicas(digit_checkpoint, tmp_pa
 def test_finetune_bad_settings_exit_with_a_clear_message_and_no_row(arguments, message, tmp_path):
     result = run_cli("run", "finetune", "--quick", *arguments, "--results-dir", str(tmp_path / "results"),
                      "--output-dir", str(tmp_path / "run"))
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+    assert_handled_failure(result, 2, None, message)  # some are refused while parsing, before the run
     assert not (tmp_path / "results" / "finetune.csv").exists()
 
 
@@ -390,3 +390,26 @@ def test_stopwatch_adds_an_interrupted_invocation_s_time(tmp_path):
         sum(range(2_000_000))
     second = finetune.read_time(path)
     assert second["seconds"] > first["seconds"] and second["cpu_seconds"] > first["cpu_seconds"]
+
+
+def test_a_model_file_that_carries_code_is_refused_unless_trusted(tmp_path):
+    """A Lambda layer's function is Python code from whoever made the file: safe mode refuses it,
+    with the flag that loads it anyway."""
+    inputs = keras.Input((8, 8, 1))
+    doubled = keras.layers.Lambda(lambda images: images * 2.0, name="doubled")(inputs)
+    hidden = keras.layers.Dense(16, name="hidden")(keras.layers.Flatten()(doubled))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(path)
+    with pytest.raises(backbones.WeightsError, match="carries Python code .* --trust-model-code"):
+        backbones.from_checkpoint(path)
+    assert backbones.from_checkpoint(path, trust_code=True).output_shape == (None, 16)
+
+    options = ["--quick", "--backbone", path, "--scratch", "false", "--results-dir", str(tmp_path / "results"),
+               "--output-dir", str(tmp_path / "run")]
+    refused = run_cli("run", "finetune", *options)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "error: [finetune]" in refused.stderr and "carries Python code" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "results").exists()
+    trusted = run_cli("run", "finetune", *options, "--trust-model-code")
+    assert trusted.returncode == 0, trusted.stdout[-2000:] + trusted.stderr[-2000:]
+    assert results.read_csv(tmp_path / "results" / "finetune.csv").iloc[0]["test_accuracy"] > 0.3

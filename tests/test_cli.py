@@ -7,6 +7,7 @@ from tests.conftest import run_cli
 
 def assert_fails(result, status, *fragments):
     assert result.returncode == status, f"exit {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     for fragment in fragments:
         assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr[-2000:]}"
 

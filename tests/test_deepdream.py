@@ -9,7 +9,7 @@ import recipes
 from recipes.runtime import config as config_lib
 from recipes.runtime import results, train
 from recipes.runtime.data import DataError
-from tests.conftest import run_cli
+from tests.conftest import assert_handled_failure, run_cli
 
 deepdream = recipes.load("deepdream")
 
@@ -84,9 +84,7 @@ def test_an_unreadable_image_file_is_a_data_error(tmp_path):
 def test_missing_image_and_unknown_layer_exit_nonzero_with_the_fix(tmp_path):
     options = ["--quick", "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run")]
     missing = run_cli("run", "deepdream", *options, "--image", str(tmp_path / "nowhere.jpg"))
-    assert missing.returncode == 1, missing.stderr[-2000:]
-    assert "nowhere.jpg" in missing.stderr and "no such file" in missing.stderr and "'chelsea'" in missing.stderr
+    assert_handled_failure(missing, 1, "deepdream", "nowhere.jpg", "no such file", "'chelsea'")
     unknown = run_cli("run", "deepdream", *options, "--layers", "block_5_add,block_99_add")
-    assert unknown.returncode == 2, unknown.stderr[-2000:]
-    assert "--layers ['block_99_add'] not in" in unknown.stderr and "'block_16_project_BN'" in unknown.stderr
+    assert_handled_failure(unknown, 2, "deepdream", "--layers ['block_99_add'] not in", "'block_16_project_BN'")
     assert not (tmp_path / "results").exists()

@@ -7,7 +7,7 @@ import pytest
 
 from recipes.runtime import distribute, results
 from recipes.runtime.config import ConfigError
-from tests.conftest import run_cli
+from tests.conftest import assert_handled_failure, run_cli
 
 
 def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
@@ -55,8 +55,7 @@ def test_a_one_worker_cluster_trains_under_multi_worker_mirrored_strategy(tmp_pa
 def test_steps_per_execution_with_several_replicas_is_refused_clearly(tmp_path):
     result = run_cli("run", "mlp", "--quick", "--cpu-replicas", "2", "--steps-per-execution", "4",
                      "--results-dir", str(tmp_path / "results"))
-    assert result.returncode == 2
-    assert "use --steps-per-execution 1 with MirroredStrategy" in result.stderr
+    assert_handled_failure(result, 2, "mlp", "use --steps-per-execution 1 with MirroredStrategy")
     assert not (tmp_path / "results").exists()
 
 

@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 
 import zoo
 from recipes.runtime import train
-from tests.conftest import json_from_two_logical_cpus, run_cli
+from tests.conftest import assert_handled_failure, json_from_two_logical_cpus, run_cli
 from tests.test_recipes import quick_row_on_two_replicas
 
 
@@ -143,8 +143,7 @@ def test_conditional_quick_run_on_two_replicas(tmp_path):
 def test_gan_recipe_refuses_a_model_that_is_not_a_gan(tmp_path):
     result = run_cli("run", "gan", "--quick", "--model", "resnet20", "--results-dir", str(tmp_path / "results"),
                      "--output-dir", str(tmp_path / "run"))
-    assert result.returncode == 2
-    assert "not a GAN" in result.stderr and "dcgan" in result.stderr
+    assert_handled_failure(result, 2, "gan", "not a GAN", "dcgan")
     assert not (tmp_path / "results").exists()
 
 

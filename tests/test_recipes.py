@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 import recipes
 from recipes.runtime import config as config_lib
 from recipes.runtime import data, results, train
-from tests.conftest import run_cli
+from tests.conftest import assert_handled_failure, run_cli
 
 # Chance is 1/num_classes; a quick run must beat it by a clear margin.
 QUICK_FLOORS = {"mlp": 0.70, "cnn": 0.60, "rnn": 0.60, "transformer": 0.60, "finetune": 0.60, "dbn": 0.80}
@@ -148,8 +148,7 @@ def test_nan_loss_stops_with_a_clear_message_and_no_row(tmp_path):
     result = run_cli("run", "mlp", "--dataset", "reg_plane", "--activation", "linear", "--learning-rate", "1e6",
                      "--features", "x1,x2,x1_sq,x2_sq", "--epochs", "3", "--results-dir", str(tmp_path / "results"),
                      "--output-dir", str(tmp_path / "run"))
-    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "loss became NaN at epoch 1" in result.stderr and "Lower --learning-rate" in result.stderr
+    assert_handled_failure(result, 1, "mlp", "loss became NaN at epoch 1", "Lower --learning-rate")
     assert not (tmp_path / "results").exists()
 
 
@@ -209,6 +208,20 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     settings_path.write_text(json.dumps(saved))
     longer = config_lib.make_config(module.Config, **{**settings, "epochs": 4})  # more epochs may resume
     assert train.run("mlp", module, longer, log=lambda message: None)["epochs"] == 4
+
+
+@pytest.mark.parametrize("side_file", ["zoo_training_seconds.json", "zoo_settings.json"])
+def test_a_side_file_cut_off_mid_write_gets_a_clear_message(side_file, tmp_path):
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=3, strategy="cpu", verbose=0,
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    with pytest.raises(Interrupt):
+        train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+    path = tmp_path / "run" / "backup" / side_file
+    path.write_text(path.read_text()[:7])
+    with pytest.raises(train.ResumeError, match=f"{side_file} is truncated or not JSON.* Delete .*backup to start"):
+        train.run("mlp", module, config, log=lambda message: None)
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_checkpoint_cut_off_mid_write_gets_a_clear_message(tmp_path):
@@ -276,12 +289,10 @@ def test_rnn_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatch):
 def test_rnn_bad_sequence_settings_exit_with_a_clear_message(tmp_path):
     result = run_cli("run", "rnn", "--dataset", "sunspots", "--sequence-length", "400", "--output-dir",
                      str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"))
-    assert result.returncode == 1
-    assert "sunspots has 309 values: too few for windows of 400 + 12" in result.stderr
+    assert_handled_failure(result, 1, "rnn", "sunspots has 309 values: too few for windows of 400 + 12")
     assert not (tmp_path / "results").exists()
     result = run_cli("run", "rnn", "--dataset", "co2", "--model", "resnet20", "--output-dir", str(tmp_path / "run"))
-    assert result.returncode == 2
-    assert "--model resnet20 does not fit the forecast task" in result.stderr
+    assert_handled_failure(result, 2, "rnn", "--model resnet20 does not fit the forecast task")
 
 
 @pytest.mark.parametrize("dataset", ["sklearn_docs", "digits"])
@@ -324,5 +335,5 @@ def test_transformer_bad_settings_exit_with_a_clear_message(tmp_path):
     # End to end: a model made for another task exits 2 with the reason and writes no row.
     result = run_cli("run", "transformer", "--quick", "--dataset", "digits", "--model", "char_gpt_tiny",
                      "--output-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"))
-    assert result.returncode == 2 and "--model char_gpt_tiny does not fit the image task" in result.stderr
+    assert_handled_failure(result, 2, "transformer", "--model char_gpt_tiny does not fit the image task")
     assert not (tmp_path / "results").exists()

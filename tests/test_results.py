@@ -50,3 +50,29 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
         results.append_row(tmp_path, "cnn", make_row(model="second"))
     assert (tmp_path / "cnn.csv").read_text() == before
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
+
+
+APPENDER = """
+import sys
+from recipes.runtime import results
+from tests.test_results import make_row
+for index in range(50):
+    results.append_row(sys.argv[1], "cnn", make_row(model=f"{sys.argv[2]}-{index}"))
+"""
+
+
+def test_two_processes_appending_at_once_keep_every_row(tmp_path):
+    """Each process reads the table, adds its row and replaces the file; unlocked, 36 of 60 survived."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    appenders = [subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path), name], cwd=PROJECT_ROOT,
+                                  stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    errors = [appender.communicate(timeout=300)[1] for appender in appenders]
+    assert [appender.returncode for appender in appenders] == [0, 0], errors
+    table = results.read_csv(tmp_path / "cnn.csv")
+    assert sorted(table["model"]) == sorted(f"{name}-{index}" for name in "ab" for index in range(50))
+    assert "a-49" in (tmp_path / "README.md").read_text() and "b-49" in (tmp_path / "README.md").read_text()
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]  # no temporary file left

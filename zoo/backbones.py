@@ -171,18 +171,33 @@ def _features_of(network: keras.Model) -> keras.Model:
     return keras.Model(network.input, pools[-1].input, name=network.name)
 
 
-def from_checkpoint(model: keras.Model | str, layer: str | None = None) -> keras.Model:
+def load_model(path: str, trust_code: bool = False) -> keras.Model:
+    """``keras.saving.load_model`` in safe mode: a ``.keras`` file that carries Python code (a
+    ``Lambda`` layer's function) is refused with WeightsError unless ``trust_code`` (loading it
+    would run that code, from whoever made the file)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path) or not path.endswith(".keras"):
+        raise WeightsError(f"checkpoint {path!r}: expected an existing '.keras' file saved by model.save "
+                           f"(e.g. runs/cnn/mnist_convnet-mnist/model.keras)")
+    try:
+        return keras.saving.load_model(path, safe_mode=not trust_code)
+    except ValueError as error:
+        if "safe_mode" not in str(error):
+            raise
+        raise WeightsError(f"{path} carries Python code (a Lambda layer's function); loading it would run that "
+                           f"code. Load it only if you trust where the file comes from: pass --trust-model-code "
+                           f"(trust_code=True in Python).") from None
+
+
+def from_checkpoint(model: keras.Model | str, layer: str | None = None, trust_code: bool = False) -> keras.Model:
     """A saved zoo model (``.keras``) or a model in memory, cut at ``layer``, as a backbone.
 
     The default cut is the input of the last Dense layer, i.e. everything but the
     classifier. The weights are the checkpoint's own (the layers are shared, not copied).
+    A file is loaded by ``load_model`` (safe mode unless ``trust_code``).
     """
     if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not os.path.isfile(path) or not path.endswith(".keras"):
-            raise WeightsError(f"checkpoint {path!r}: expected an existing '.keras' file saved by model.save "
-                               f"(e.g. runs/cnn/mnist_convnet-mnist/model.keras)")
-        model = keras.saving.load_model(path)
+        model = load_model(model, trust_code)
     if layer is None:
         dense = [candidate for candidate in model.layers if isinstance(candidate, layers.Dense)]
         if not dense:

@@ -2,16 +2,18 @@
 
 A finished run appends exactly one row to ``results/<recipe>.csv``. The write is atomic
 (a temporary file renamed over the old one), so a crash never leaves a partial row, and
-``results/README.md`` is regenerated from all CSVs after each write.
+locked, so runs finishing at once keep every row; ``results/README.md`` is regenerated from
+all CSVs after each write.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-import tempfile
 
 import pandas as pd
+
+from recipes.runtime import files
 
 # The columns every row has, in order; test metrics follow as test_<name>.
 COLUMNS = [
@@ -95,19 +97,6 @@ SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "r
                    "train_seconds", "samples_per_second"]
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def ordered_columns(columns) -> list[str]:
     metrics = sorted(column for column in columns if column.startswith("test_"))
     other = [column for column in columns
@@ -122,12 +111,15 @@ def append_row(results_dir: str, recipe: str, row: dict) -> str:
     if missing:
         raise ValueError(f"Results row lacks columns {missing}")
     path = os.path.join(results_dir, f"{recipe}.csv")
-    table = pd.DataFrame([row])
-    if os.path.exists(path):
-        table = pd.concat([read_csv(path), table], ignore_index=True)
-    table = table[ordered_columns(table.columns)]
-    _atomic_write_text(path, table.to_csv(index=False))
-    write_readme(results_dir)
+    # Locked: two runs finishing at once would each read the table, add their row and replace the
+    # file, and one row would be lost.
+    with files.locked(results_dir):
+        table = pd.DataFrame([row])
+        if os.path.exists(path):
+            table = pd.concat([read_csv(path), table], ignore_index=True)
+        table = table[ordered_columns(table.columns)]
+        files.write_text(path, table.to_csv(index=False))
+        write_readme(results_dir)
     return path
 
 
@@ -172,5 +164,5 @@ def write_readme(results_dir: str) -> str:
     sections += ["## Column meanings", ""]
     sections += [f"- `{name}`: {meaning}" for name, meaning in COLUMN_MEANINGS.items()]
     path = os.path.join(results_dir, "README.md")
-    _atomic_write_text(path, "\n".join(sections) + "\n")
+    files.write_text(path, "\n".join(sections) + "\n")
     return path

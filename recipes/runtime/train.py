@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recipes.runtime import cluster, distribute, results
+from recipes.runtime import cluster, distribute, files, results
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
 
@@ -61,8 +61,7 @@ def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
     current = {key: value for key, value in dataclasses.asdict(config).items() if key not in RESUMABLE_CHANGES}
     current = json.loads(json.dumps(current, default=str))  # tuples -> lists, as stored
     if os.path.exists(settings_path):
-        with open(settings_path) as handle:
-            saved = json.load(handle)
+        saved = read_side_file(settings_path, backup_dir)
         # A field added to the config after the checkpoint was written, left at its default,
         # is the setting the old code used: that is not a change.
         defaults = {field.name: field.default for field in dataclasses.fields(config)}
@@ -75,9 +74,7 @@ def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
                               f"({details}). Resume it with its own options, choose another --output-dir, "
                               f"or delete {backup_dir} to start over.")
     else:
-        os.makedirs(backup_dir, exist_ok=True)
-        with open(settings_path, "w") as handle:
-            json.dump(current, handle, indent=2)
+        files.write_json(settings_path, current, indent=2)
     # A multi-phase recipe keeps its phases' checkpoints in subfolders; the clock marks any finished epoch.
     return any(os.path.exists(os.path.join(backup_dir, name))
                for name in ("training_metadata.json", "zoo_training_seconds.json"))
@@ -108,8 +105,7 @@ class TrainingClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if os.path.isdir(os.path.dirname(self.path)):
-            with open(self.path, "w") as handle:
-                json.dump({"seconds": self.elapsed(), "epochs": epoch + 1}, handle)
+            files.write_json(self.path, {"seconds": self.elapsed(), "epochs": epoch + 1})
 
 
 def recipe_callbacks(module, config, datasets, output_dir: str) -> list:
@@ -122,8 +118,20 @@ def previous_training_seconds(path: str, resuming: bool) -> float | None:
         return 0.0
     if not os.path.exists(path):
         return None
-    with open(path) as handle:
-        return float(json.load(handle)["seconds"])
+    clock = read_side_file(path, os.path.dirname(path))
+    if not isinstance(clock, dict) or not isinstance(clock.get("seconds"), (int, float)):
+        raise ResumeError(f"{path} holds no training seconds ({clock!r}). Delete {os.path.dirname(path)} "
+                          f"to start the run over.")
+    return float(clock["seconds"])
+
+
+def read_side_file(path: str, backup_dir: str):
+    """A checkpoint's JSON side file; ResumeError naming it and the fix when it is cut off."""
+    try:
+        return files.read_json(path)
+    except files.SideFileError:
+        raise ResumeError(f"{path} is truncated or not JSON: it was probably cut off while being written. "
+                          f"Delete {backup_dir} to start the run over.") from None
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -282,7 +290,6 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
     chief, run_dir = distribute.is_chief(), output_dir
     # Every worker of a cluster takes part in saving: the others write into a folder of their own.
     with cluster.worker_folder(run_dir) as output_dir, cluster.peer_failures(placement.workers, run_dir):
-        os.makedirs(output_dir, exist_ok=True)
         global_batch = config.batch_size * placement.replicas
         log(f"[{recipe}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
             f"{datasets.source})")
@@ -300,6 +307,7 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
 
         with placement.strategy.scope():
             model = module.build_model(config, datasets)
+        os.makedirs(output_dir, exist_ok=True)  # only now: a setting the model refuses leaves no folder behind
         log(f"[{recipe}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
 
         backup_dir = os.path.join(output_dir, "backup")
@@ -413,8 +421,8 @@ def run_columns(placement, config: config_lib.RunConfig, commit: str, jit_compil
 
 def record(recipe: str, module, config, row: dict, output_dir: str, results_dir: str, log) -> None:
     """Save the run's config and row beside its artifacts; on the chief, publish the row."""
-    with open(os.path.join(output_dir, "config.json"), "w") as handle:
-        json.dump({"config": dataclasses.asdict(config), "row": row}, handle, indent=2, default=str)
+    files.write_json(os.path.join(output_dir, "config.json"), {"config": dataclasses.asdict(config), "row": row},
+                     indent=2, default=str)
     if distribute.is_chief():
         publish(recipe, module, config, row, output_dir, results_dir, log)
 
