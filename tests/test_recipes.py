@@ -144,6 +144,98 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert history["epoch"].tolist() == [0, 1, 2, 3]
 
 
+class InterruptAt(__import__("keras").callbacks.Callback):
+    """Raise at the end of epoch ``epoch`` (1-based, after its checkpoint) or, with
+    ``validating``, when that epoch's evaluation begins (before its history row and checkpoint)."""
+
+    def __init__(self, epoch: int, validating: bool = False):
+        super().__init__()
+        self.epoch, self.validating, self.current = epoch, validating, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_test_begin(self, logs=None):
+        if self.validating and self.current == self.epoch:
+            raise Interrupt()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.validating and epoch + 1 == self.epoch:
+            raise Interrupt()
+
+
+def saved_model_score(tmp_path, module, config) -> float:
+    """Test accuracy of the run's saved model on the whole held-out split."""
+    import keras
+
+    datasets = module.make_datasets(config)
+    test = data.pipeline(datasets.test, datasets.num_test, 256, training=False, seed=config.seed)
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    return model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+
+
+@pytest.mark.parametrize("interruption", ["during validation", "mid-save"])
+def test_a_run_interrupted_in_epoch_two_resumes_into_a_complete_history(interruption, tmp_path):
+    """During validation: epoch 2 has neither its history row nor its checkpoint. Mid-save: a
+    kill while Keras rewrites the latest checkpoint leaves it unreadable (here: cut off) and
+    its previous copy whole; Keras falls back to that copy (epoch 1), and the history row and
+    clock of epoch 2, written before the checkpoint, are cut back to match."""
+    module = recipes.load("mlp")
+    config = config_lib.make_config(module.Config, epochs=3, strategy="cpu", verbose=0, dataset="xor",
+                                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
+    interrupt = InterruptAt(2, validating=interruption == "during validation")
+    with pytest.raises(Interrupt):
+        train.run("mlp", module, config, extra_callbacks=[interrupt], log=lambda message: None)
+    backup = tmp_path / "run" / "backup"
+    if interruption == "mid-save":
+        assert pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0, 1]
+        latest = backup / "latest.weights.h5"
+        latest.write_bytes(latest.read_bytes()[:200])
+    recorder = RecordEpochs()
+    row = train.run("mlp", module, config, extra_callbacks=[recorder], log=lambda message: None)
+    assert recorder.epochs == [1, 2]  # epoch 2 again, from epoch 1's checkpoint
+    assert row["epochs"] == 3
+    assert pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    assert row["test_accuracy"] == pytest.approx(saved_model_score(tmp_path, module, config), abs=1e-6)
+    assert len(results.read_csv(tmp_path / "results" / "mlp.csv")) == 1
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_saved_models_score(tmp_path):
+    """SIGKILL in epoch 2 of 3 (batches of 2 make an epoch last seconds), then the same command."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    command = [sys.executable, "-u", "-m", "recipes", "run", "cnn", "--quick", "--epochs", "3", "--batch-size", "2",
+               "--output-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results")]
+    first = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = first.stdout.readline()
+            if not line or "Epoch 2/3" in line:
+                break
+        time.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    assert pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0]
+    second = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "resuming from the checkpoint" in second.stdout
+    row = results.read_csv(tmp_path / "results" / "cnn.csv").iloc[0]
+    assert row["epochs"] == 3 and pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    module = recipes.load("cnn")
+    config = config_lib.parse_overrides(module.Config, ["--quick"], quick_overrides=module.QUICK)
+    assert row["test_accuracy"] == pytest.approx(saved_model_score(tmp_path, module, config), abs=1e-6)
+    assert row["test_accuracy"] * 450 == pytest.approx(round(row["test_accuracy"] * 450), abs=1e-3)  # whole split
+
+
 def test_nan_loss_stops_with_a_clear_message_and_no_row(tmp_path):
     result = run_cli("run", "mlp", "--dataset", "reg_plane", "--activation", "linear", "--learning-rate", "1e6",
                      "--features", "x1,x2,x1_sq,x2_sq", "--epochs", "3", "--results-dir", str(tmp_path / "results"),
@@ -208,6 +300,23 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     settings_path.write_text(json.dumps(saved))
     longer = config_lib.make_config(module.Config, **{**settings, "epochs": 4})  # more epochs may resume
     assert train.run("mlp", module, longer, log=lambda message: None)["epochs"] == 4
+
+
+def test_an_evaluation_whose_input_ends_early_writes_no_row(tmp_path):
+    """Keras stops an evaluation whose input ends before its stated size with only a warning
+    ("Your input ran out of data"); the metrics would be those of the batches it saw."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    examples = data.from_arrays(np.ones((80, 4), "float32"), np.zeros(80, "int64"))
+    whole = data.pipeline(examples, 80, 10, training=False, seed=0)
+    assert set(train.evaluate_whole(model, whole, 80, "model.keras")) == {"loss"}
+    short = data.pipeline(examples.take(50), 50, 10, training=False, seed=0)
+    short.cardinality = lambda: tf.constant(8, tf.int64)  # says 8 batches, holds 5
+    with pytest.raises(data.DataError, match="saw 5 of the test split's 8 batches .* no results row was written"):
+        train.evaluate_whole(model, short, 80, "model.keras")
 
 
 @pytest.mark.parametrize("side_file", ["zoo_training_seconds.json", "zoo_settings.json"])

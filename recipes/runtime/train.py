@@ -93,36 +93,80 @@ class BlankValidation(keras.callbacks.Callback):
 
 class TrainingClock(keras.callbacks.Callback):
     """Keep the training seconds of every finished epoch beside the checkpoint, so a
-    resumed run's row counts the time of the interrupted invocations too."""
+    resumed run's row counts the time of the interrupted invocations too.
 
-    def __init__(self, path: str, previous_seconds: float):
+    ``previous``: the seconds of each epoch the interrupted invocations finished (a checkpoint
+    from before the per-epoch list holds one total); ``restore_to(epoch)`` drops the epochs a
+    checkpoint fallen back to an earlier epoch does not have."""
+
+    def __init__(self, path: str, previous: list[float]):
         super().__init__()
-        self.path, self.previous_seconds = path, previous_seconds
-        self.start = time.perf_counter()
+        self.path, self.epoch_seconds = path, list(previous)
+        self.epoch_start = time.perf_counter()
 
     def elapsed(self) -> float:
-        return self.previous_seconds + time.perf_counter() - self.start
+        return sum(self.epoch_seconds) + time.perf_counter() - self.epoch_start
+
+    def restore_to(self, epoch: int) -> None:
+        if len(self.epoch_seconds) > epoch:
+            self.epoch_seconds = self.epoch_seconds[:epoch]
 
     def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self.epoch_seconds.append(now - self.epoch_start)
+        self.epoch_start = now
         if os.path.isdir(os.path.dirname(self.path)):
-            files.write_json(self.path, {"seconds": self.elapsed(), "epochs": epoch + 1})
+            files.write_json(self.path, {"seconds": sum(self.epoch_seconds), "epochs": epoch + 1,
+                                         "epoch_seconds": self.epoch_seconds})
+
+
+class Checkpoint(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore (with the previous epoch's copy, for a run killed mid-save),
+    kept consistent with the run's history and clock.
+
+    It saves after the callbacks that write an epoch's history row and clock, so a kill between
+    them leaves those ahead of the checkpoint, never behind. It restores before them, through
+    ``restorer`` (first in the callback list): Keras falls back to the previous copy when the
+    latest is unreadable, and ``history.csv`` and the clock are then cut back to the epoch it
+    restored, so no epoch is counted twice."""
+
+    def __init__(self, backup_dir: str, history_csv: str, clock: TrainingClock):
+        super().__init__(backup_dir, double_checkpoint=True)
+        self.history_csv, self.clock = history_csv, clock
+        self.restorer = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: self.restore())
+
+    def on_train_begin(self, logs=None):
+        pass  # done by ``restorer``, before the history's and the clock's callbacks begin
+
+    def restore(self) -> None:
+        super().on_train_begin()
+        metadata = os.path.join(self.backup_dir, "training_metadata.json")
+        epoch = int(read_side_file(metadata, self.backup_dir)["epoch"]) if os.path.exists(metadata) else 0
+        self.clock.restore_to(epoch)
+        if os.path.exists(self.history_csv) and os.path.getsize(self.history_csv):
+            import pandas as pd
+
+            history = pd.read_csv(self.history_csv)
+            if len(history) and history["epoch"].max() >= epoch:
+                files.write_text(self.history_csv, history[history["epoch"] < epoch].to_csv(index=False, na_rep="nan"))
 
 
 def recipe_callbacks(module, config, datasets, output_dir: str) -> list:
     return module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []
 
 
-def previous_training_seconds(path: str, resuming: bool) -> float | None:
-    """Seconds the interrupted invocations trained; None when a resumed checkpoint has no clock."""
+def previous_training_seconds(path: str, resuming: bool) -> list[float] | None:
+    """Seconds of each epoch the interrupted invocations trained; None when a resumed checkpoint
+    has no clock."""
     if not resuming:
-        return 0.0
+        return []
     if not os.path.exists(path):
         return None
     clock = read_side_file(path, os.path.dirname(path))
     if not isinstance(clock, dict) or not isinstance(clock.get("seconds"), (int, float)):
         raise ResumeError(f"{path} holds no training seconds ({clock!r}). Delete {os.path.dirname(path)} "
                           f"to start the run over.")
-    return float(clock["seconds"])
+    return [float(seconds) for seconds in clock.get("epoch_seconds", [clock["seconds"]])]
 
 
 def read_side_file(path: str, backup_dir: str):
@@ -228,6 +272,9 @@ def plot_history(history_csv: str, path: str) -> None:
 def confusion_matrix(model, test: tf.data.Dataset, num_classes: int) -> np.ndarray:
     labels = np.concatenate([np.asarray(label).reshape(-1) for _, label in test])
     predictions = np.argmax(model.predict(test, verbose=0), axis=-1)
+    if len(predictions) != len(labels):
+        raise data_lib.DataError(f"model.predict gave {len(predictions)} predictions for the test split's "
+                                 f"{len(labels)} examples: its input ended early; no results row was written.")
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (labels.astype(int), predictions.astype(int)), 1)
     return matrix
@@ -319,20 +366,21 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
             os.remove(history_csv)
         nan_guard = StopOnNaN()
         previous_seconds = previous_training_seconds(os.path.join(backup_dir, "zoo_training_seconds.json"), resuming)
-        clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or 0.0)
-        # double_checkpoint keeps the previous epoch's state too, for a run killed mid-save.
-        callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True), BlankValidation(),
-                     keras.callbacks.CSVLogger(history_csv, append=True),
+        clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or [])
+        callbacks = [BlankValidation(), keras.callbacks.CSVLogger(history_csv, append=True),
                      keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                     nan_guard, clock, *recipe_callbacks(module, config, datasets, output_dir), *(extra_callbacks or [])]
+                     nan_guard, clock, *recipe_callbacks(module, config, datasets, output_dir)]
 
-        clock.start = time.perf_counter()
+        clock.epoch_start = time.perf_counter()  # the clock counts from here, not from its creation
         try:
             if hasattr(module, "fit"):  # several phases, each with its own checkpoint under backup_dir
-                history = module.fit(model, train, test, config, datasets, callbacks=callbacks[1:], backup_dir=backup_dir)
+                history = module.fit(model, train, test, config, datasets, callbacks=[*callbacks, *(extra_callbacks or [])],
+                                     backup_dir=backup_dir)
             else:
-                history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=callbacks,
-                                    validation_freq=validation_epochs(config), verbose=config.verbose)
+                checkpoint = Checkpoint(backup_dir, history_csv, clock)  # restores first, saves after the history
+                history = model.fit(train, epochs=config.epochs, validation_data=test, verbose=config.verbose,
+                                    callbacks=[checkpoint.restorer, *callbacks, checkpoint, *(extra_callbacks or [])],
+                                    validation_freq=validation_epochs(config))
         except OSError as error:
             if not resuming:
                 raise
@@ -378,16 +426,48 @@ def save_model(model, path: str) -> None:
     os.replace(partial, path)
 
 
+class CountBatches(keras.callbacks.Callback):
+    """The batches an ``evaluate`` went through (steps, also with ``steps_per_execution``)."""
+
+    def on_test_begin(self, logs=None):
+        self.batches = 0
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.batches = batch + 1
+
+
+def evaluate_whole(model, test: tf.data.Dataset, num_examples: int, model_path: str) -> dict:
+    """``model.evaluate`` on the whole test split, or DataError: a row must never come from part of it.
+
+    Keras ends an evaluation early with only a warning ("Your input ran out of data") when its
+    input stops before its stated size; the metrics are then those of the batches it saw.
+    """
+    counter = CountBatches()
+    evaluation = model.evaluate(test, verbose=0, return_dict=True, callbacks=[counter])
+    expected = int(test.cardinality())
+    if expected >= 0 and counter.batches != expected:
+        raise data_lib.DataError(
+            f"The final evaluation saw {counter.batches} of the test split's {expected} batches ({num_examples} "
+            f"examples): its input ended early, so no results row was written. The trained model is saved in "
+            f"{model_path}; run the command again in a fresh process for a row.")
+    return evaluation
+
+
 def evaluate_and_save(model, module, datasets, test, config, output_dir: str) -> dict:
     """Test metrics, plus the saved model, curves, confusion matrix and the recipe's own report."""
-    evaluation = model.evaluate(test, verbose=0, return_dict=True)
+    model_path = os.path.join(output_dir, "model.keras")
+    save_model(model, model_path)  # first: an evaluation that fails keeps the trained model
+    evaluation = evaluate_whole(model, test, datasets.num_test, model_path)
     metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
-    save_model(model, os.path.join(output_dir, "model.keras"))
     history_csv = os.path.join(output_dir, "history.csv")
     if os.path.exists(history_csv):
         plot_history(history_csv, os.path.join(output_dir, "curves.png"))
     if datasets.num_classes:
         matrix = confusion_matrix(model, test, datasets.num_classes)
+        if matrix.sum() != datasets.num_test:
+            raise data_lib.DataError(f"The confusion matrix counted {matrix.sum()} of the test split's "
+                                     f"{datasets.num_test} examples: its input ended early; no results row was "
+                                     f"written (the trained model is in {model_path}).")
         np.savetxt(os.path.join(output_dir, "confusion_matrix.csv"), matrix, fmt="%d", delimiter=",")
         plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
     if hasattr(module, "report"):
