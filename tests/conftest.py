@@ -1,6 +1,7 @@
 """Shared fixtures. Tests that need the real dataset copies skip, with the reason, when
-they are absent; point ZOO_SHARED_DATASETS at a folder laid out like ../shared/datasets
-(and ZOO_SHARED_WEIGHTS at one like ../shared/weights)."""
+they are absent (and fail instead with ZOO_REQUIRE_SHARED=1, which .ci/run sets where
+../shared/datasets exists); point ZOO_SHARED_DATASETS at a folder laid out like
+../shared/datasets (and ZOO_SHARED_WEIGHTS at one like ../shared/weights)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def shared_path(kind: str, name: str, description: str, exists) -> str:
     """Path of ``name`` in the shared ``kind`` folder, or skip saying what is missing and where."""
     path = os.path.join(shared_dir(kind), name)
     if not exists(path):
+        if os.environ.get("ZOO_REQUIRE_SHARED") == "1":  # .ci/run sets it where ../shared exists
+            pytest.fail(f"{description} not found at {path}, and ZOO_REQUIRE_SHARED=1 forbids skipping")
         pytest.skip(f"{description} not found at {path} (set ZOO_SHARED_{kind.upper()})")
     return path
 

@@ -35,18 +35,48 @@ def copy_mnist_like(tmp_path, shared_dataset):
     return target
 
 
-def test_truncated_raw_file_is_reported_and_nothing_is_prepared(shared_dataset, tmp_path):
-    raw = copy_mnist_like(tmp_path, shared_dataset)
+def generated_mnist_like(tmp_path):
+    """The four raw MNIST files at full size, generated (blank images, labels 0-9 in turn): the
+    corrupt-file checks run without the real copy too."""
+    import struct
+
+    target = tmp_path / "generated"
+    target.mkdir()
+    for split, count in (("train", 60000), ("t10k", 10000)):
+        with gzip.open(target / f"{split}-images-idx3-ubyte.gz", "wb", compresslevel=1) as handle:
+            handle.write(struct.pack(">IIII", 0x803, count, 28, 28) + bytes(count * 28 * 28))
+        with gzip.open(target / f"{split}-labels-idx1-ubyte.gz", "wb", compresslevel=1) as handle:
+            handle.write(struct.pack(">II", 0x801, count) + bytes(index % 10 for index in range(count)))
+    return target
+
+
+@pytest.fixture(params=["generated", "shared"])
+def mnist_like(request, tmp_path, shared_dataset, monkeypatch):
+    """Raw MNIST files to damage: generated ones, and a copy of the real ones where present."""
+    if request.param == "generated":
+        monkeypatch.setattr(data, "KNOWN_CONTENT", {})  # blank images are not MNIST's pixels
+        return generated_mnist_like(tmp_path)
+    return copy_mnist_like(tmp_path, shared_dataset)
+
+
+def test_generated_raw_files_pass_the_content_checks(tmp_path):
+    raw = generated_mnist_like(tmp_path)
+    for name, check in data.TFDS_RAW_FILES["mnist"].items():
+        assert len(check(str(raw / name))) == 64  # a sha256 of the decompressed content
+
+
+def test_truncated_raw_file_is_reported_and_nothing_is_prepared(mnist_like, tmp_path):
+    raw = mnist_like
     labels = raw / "t10k-labels-idx1-ubyte.gz"
-    labels.write_bytes(labels.read_bytes()[:2000])
+    labels.write_bytes(labels.read_bytes()[:len(labels.read_bytes()) // 2])
     with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
         data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
     assert not (tmp_path / "tfds" / "mnist").exists()
     assert data.read_manifest(str(tmp_path / "tfds"), "mnist") is None
 
 
-def test_wrong_content_is_reported(shared_dataset, tmp_path):
-    raw = copy_mnist_like(tmp_path, shared_dataset)
+def test_wrong_content_is_reported(mnist_like, tmp_path):
+    raw = mnist_like
     with gzip.open(raw / "train-labels-idx1-ubyte.gz", "rb") as handle:
         content = bytearray(handle.read())
     content[8 + 5] = 42  # a label out of range
