@@ -104,3 +104,21 @@ def test_playground_regression_head_is_linear():
     model = zoo.build("playground", head="regression")
     assert model.output_shape == (None, 1)
     assert model.get_layer("predictions").activation.__name__ == "linear"
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_model_under_mixed_precision_returns_float32(name, mixed_bfloat16):
+    """bfloat16 inside, float32 out (the probabilities, logits and pixels the losses read)."""
+    model = zoo.build(name)
+    networks = [model.generator, model.discriminator] if isinstance(model, zoo.gan.GAN) else [model]
+    for network in networks:
+        outputs = network(random_inputs(network), training=False)
+        assert keras.backend.standardize_dtype(outputs.dtype) == "float32", network.name
+        assert np.all(np.isfinite(np.asarray(outputs)))

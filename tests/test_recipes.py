@@ -240,8 +240,32 @@ def test_nan_loss_stops_with_a_clear_message_and_no_row(tmp_path):
     result = run_cli("run", "mlp", "--dataset", "reg_plane", "--activation", "linear", "--learning-rate", "1e6",
                      "--features", "x1,x2,x1_sq,x2_sq", "--epochs", "3", "--results-dir", str(tmp_path / "results"),
                      "--output-dir", str(tmp_path / "run"))
-    assert_handled_failure(result, 1, "mlp", "loss became NaN at epoch 1", "Lower --learning-rate")
+    assert_handled_failure(result, 1, "mlp", "loss became NaN at epoch 1", "Lower the learning rate (it was "
+                                                                          "--learning-rate 1e+06)")
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("recipe", ["mlp", "cnn"])
+def test_quick_runs_with_mixed_precision_write_rows(recipe, tmp_path):
+    result = run_cli("run", recipe, "--quick", "--mixed-precision", "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    row = results.read_csv(tmp_path / "results" / f"{recipe}.csv").iloc[0]
+    assert row["mixed_precision"]
+    check_quick_quality(recipe, row)
+
+
+@pytest.mark.parametrize("recipe, options, where", [
+    ("gan", ["--learning-rate", "1e30"], "epoch 1"),
+    ("autoencoder", ["--learning-rate", "1e30"], "epoch 1"),  # the VAE's own train step
+    ("finetune", ["--finetune-learning-rate", "1e30"], "epoch 3"),  # phase 2 (phase 1 ends at epoch 2)
+])
+def test_nan_loss_in_custom_train_steps_and_phases_on_two_replicas(recipe, options, where, tmp_path):
+    result = run_cli("run", recipe, "--quick", *options, "--cpu-replicas", "2", "--results-dir",
+                     str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"))
+    assert_handled_failure(result, 1, recipe, f"loss became NaN at {where}", f"{options[0]} 1e+30")
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "run" / "model.keras").exists() and not (tmp_path / "run" / "backup").exists()
 
 
 def test_config_json_records_the_resolved_configuration(tmp_path):

@@ -242,7 +242,7 @@ def classifier(backbone_model: keras.Model, num_classes: int, input_shape: Seque
     elif len(x.shape) > 2:
         x = layers.Flatten(name="flatten_features")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(x)  # float32 under mixed precision
     return keras.Model(inputs, outputs, name=name or backbone_model.name.replace("_backbone", "") + "_classifier")
 
 

@@ -75,7 +75,8 @@ def generator(latent_dim: int = 128, image_shape: Sequence[int] = (28, 28, 1), n
         x = layers.BatchNormalization(synchronized=True, name=f"up{index + 1}_bn")(x)
         x = layers.ReLU(name=f"up{index + 1}_relu")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="tanh", name="to_image")(x)
-    images = layers.Rescaling(pixel_max / 2, offset=pixel_max / 2, name="to_pixels")(x)
+    # float32 under a mixed-precision policy: pixel units and the losses stay exact
+    images = layers.Rescaling(pixel_max / 2, offset=pixel_max / 2, dtype="float32", name="to_pixels")(x)
     return keras.Model(inputs if num_classes else noise, images, name=name)
 
 
@@ -94,13 +95,13 @@ def discriminator(image_shape: Sequence[int] = (28, 28, 1), num_classes: int = 0
         x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"down{index + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"down{index + 1}_leaky_relu")(x)
     features = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, name="logit")(features)
+    logit = layers.Dense(1, dtype="float32", name="logit")(features)  # float32 under mixed precision
     if not num_classes:
         return keras.Model(image, logit, name=name)
     label = keras.Input(shape=(), dtype="int32", name="label")
     class_embedding = layers.Embedding(num_classes, features.shape[-1], name="class_embedding")(label)
     projection = layers.Dot(axes=1, name="projection")([features, class_embedding])
-    logit = layers.Add(name="conditional_logit")([logit, projection])
+    logit = layers.Add(dtype="float32", name="conditional_logit")([logit, projection])
     return keras.Model([image, label], logit, name=name)
 
 

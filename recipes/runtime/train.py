@@ -389,8 +389,10 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         train_seconds = clock.elapsed()  # across resumed invocations, from the checkpoint's clock
         if nan_guard.where:
             shutil.rmtree(backup_dir, ignore_errors=True)
+            rates = ", ".join(f"--{name.replace('_', '-')} {value:g}" for name, value in dataclasses.asdict(config).items()
+                              if name.endswith("learning_rate"))  # phases may have rates of their own
             raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
-                               f"Lower --learning-rate (it was {config.learning_rate}) or check the input data.")
+                               f"Lower the learning rate (it was {rates}) or check the input data.")
         epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
         # Speeds over the epochs the clock saw: all of them, unless an older checkpoint had no clock.
         timed_epochs = epochs_done if previous_seconds is not None else len(history.epoch)
