@@ -13,7 +13,7 @@ def assert_fails(result, status, *fragments):
 
 
 def test_unknown_recipe(tmp_path):
-    assert_fails(run_cli("run", "cnm", "--results-dir", str(tmp_path)), 2, "Unknown recipe 'cnm'", "'cnn'")
+    assert_fails(run_cli("run", "cnm", "--results-dir", str(tmp_path)), 2, "Unknown recipe 'cnm'. Did you mean 'cnn'?")
     assert not os.listdir(tmp_path)
 
 
@@ -53,3 +53,10 @@ def test_list_shows_recipes_and_models():
 
 def test_results_command_prints_the_table(tmp_path):
     assert_fails(run_cli("results", "--results-dir", str(tmp_path / "none")), 1, "No results directory")
+    from recipes.runtime import results
+    from tests.test_results import make_row
+
+    results.append_row(tmp_path / "results", "cnn", make_row(model="resnet20", test_accuracy=0.8752))
+    shown = run_cli("results", "--results-dir", str(tmp_path / "results"))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "## cnn" in shown.stdout and "| resnet20 |" in shown.stdout and "| 0.8752 |" in shown.stdout

@@ -163,7 +163,8 @@ def test_bad_sizes_and_settings_fail_clearly(tmp_path):
 def test_quick_run_on_two_replicas_reports_pretraining_and_the_baseline(tmp_path):
     row = quick_row_on_two_replicas(tmp_path, "dbn", "digits")
     assert row["hidden_units"] == "64-64" and row["cd_k"] == 1
-    assert row["test_accuracy"] > 0.85 and 0 <= row["scratch_accuracy"] <= 1
+    # The baseline learns too (chance is 0.1), but less than the pretrained network in the same epochs.
+    assert row["test_accuracy"] > 0.85 and 0.2 < row["scratch_accuracy"] < row["test_accuracy"]
     history = pd.read_csv(tmp_path / "run" / "pretrain_history.csv")
     for _, layer in history.groupby("rbm"):
         assert layer["reconstruction_error"].iloc[-1] < layer["reconstruction_error"].iloc[0]

@@ -68,8 +68,13 @@ with placement.strategy.scope():
     model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Embedding(10, 4)(inputs)))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 rng = np.random.default_rng(0)
-examples = data.from_arrays(rng.integers(0, 10, (33, 8)).astype("int32"), rng.integers(0, 10, (33, 8)))
-print("loss", model.evaluate(data.pipeline(examples, 33, 128, training=False, seed=0, replicas=2), verbose=0))
+tokens, targets = rng.integers(0, 10, (33, 8)).astype("int32"), rng.integers(0, 10, (33, 8))
+examples = data.from_arrays(tokens, targets)
+loss = model.evaluate(data.pipeline(examples, 33, 128, training=False, seed=0, replicas=2), verbose=0)
+logits = model.predict(tokens, verbose=0).astype("float64")
+log_probabilities = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+expected = -np.take_along_axis(log_probabilities, targets[..., None], -1).mean()  # every token of the 33
+print("loss", loss, expected)
 """
 
 
@@ -88,4 +93,5 @@ def test_a_test_set_smaller_than_one_batch_evaluates_on_two_replicas():
     result = subprocess.run([sys.executable, "-c", SMALL_TEST_SET], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert float(result.stdout.split("loss")[-1]) > 0
+    loss, expected = map(float, result.stdout.split("loss")[-1].split())
+    assert loss == pytest.approx(expected, rel=1e-5)

@@ -101,9 +101,13 @@ def test_generated_images_are_in_pixel_units_and_sampling_is_seeded(tmp_path):
     np.testing.assert_array_equal(zoo.gan.sample_images(generator, 6, seed=3), images)
     walks = zoo.gan.interpolate(generator, steps=5, rows=2, seed=3)
     assert walks.shape == (10, 32, 32, 3)
-    # Each walk starts and ends at its own noise vectors: consecutive images differ gradually.
+    # Each walk goes in a straight line between its own two noise vectors, in 5 even steps.
+    ends = zoo.gan.sample_noise(4, 8, seed=3).reshape(2, 2, 8)
+    for row in range(2):
+        expected = generator.predict(np.stack([ends[row, 0], ends[row].mean(axis=0), ends[row, 1]]), verbose=0)
+        np.testing.assert_allclose(walks[[5 * row, 5 * row + 2, 5 * row + 4]], expected, rtol=1e-4, atol=1e-3)
     step = np.abs(np.diff(walks[:5], axis=0)).mean()
-    assert 0 < step < np.abs(walks[0] - walks[5]).mean() * 2
+    assert 0 < step < np.abs(walks[0] - walks[4]).mean()  # each step a part of the whole walk
     path = zoo.gan.save_grid(images, str(tmp_path / "grid.png"), columns=3, scale=2)
     from PIL import Image
     assert Image.open(path).size == (2 * (3 * 34 + 2), 2 * (2 * 34 + 2))

@@ -24,6 +24,14 @@ def test_noise_flips_circle_labels_near_the_border_only():
     radius = np.linalg.norm(points, axis=1)
     inner_positive = labels[radius <= 2.5].mean()
     assert 0.3 < inner_positive < 0.95  # some inner points now carry the outer label
+    # At noise 0.25 a label is decided up to 1.25 * sqrt(2) = 1.77 away from its point, so points
+    # farther than that from the border (radius 2.5) keep their labels, and some nearer ones flip.
+    points, labels = generate("circle", 4000, 0.25, rng())
+    radius = np.linalg.norm(points, axis=1)
+    assert (radius < 0.7).any() and labels[radius < 0.7].all()
+    assert (radius > 4.3).any() and not labels[radius > 4.3].any()
+    near = (radius > 1.5) & (radius < 2.5)
+    assert 0 < 1 - labels[near].mean() < 0.5
 
 
 def test_xor_labels_follow_the_quadrant_and_keep_clear_of_the_axes():
