@@ -209,11 +209,9 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     for index in range(len(zoo.dbn.hidden_layers(model))):
         with np.load(os.path.join(backup_dir, f"rbm_{index}.npz")) as saved:
             layers.append({name: saved[name] for name in ("errors", "seconds", "weights")})
-    with open(os.path.join(run_dir, "pretrain_history.csv"), "w") as handle:
-        handle.write("rbm,epoch,reconstruction_error,seconds\n")
-        for index, layer in enumerate(layers):
-            handle.writelines(f"{index + 1},{epoch + 1},{error:.6f},{seconds:.2f}\n"
-                              for epoch, (error, seconds) in enumerate(zip(layer["errors"], layer["seconds"])))
+    files.write_text(os.path.join(run_dir, "pretrain_history.csv"), "rbm,epoch,reconstruction_error,seconds\n" + "".join(
+        f"{index + 1},{epoch + 1},{error:.6f},{seconds:.2f}\n" for index, layer in enumerate(layers)
+        for epoch, (error, seconds) in enumerate(zip(layer["errors"], layer["seconds"]))))
     zoo.gan.save_grid(zoo.dbn.receptive_fields(layers[0]["weights"], datasets.input_shape),
                       os.path.join(run_dir, "filters.png"), scale=max(1, 56 // datasets.input_shape[0]))
     finetune_seconds = files.read_json(os.path.join(backup_dir, "finetuned.weights.h5.json"))["seconds"]

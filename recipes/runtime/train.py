@@ -470,7 +470,8 @@ def evaluate_and_save(model, module, datasets, test, config, output_dir: str) ->
             raise data_lib.DataError(f"The confusion matrix counted {matrix.sum()} of the test split's "
                                      f"{datasets.num_test} examples: its input ended early; no results row was "
                                      f"written (the trained model is in {model_path}).")
-        np.savetxt(os.path.join(output_dir, "confusion_matrix.csv"), matrix, fmt="%d", delimiter=",")
+        files.write_text(os.path.join(output_dir, "confusion_matrix.csv"),
+                         "".join(",".join(map(str, row)) + "\n" for row in matrix))
         plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
     if hasattr(module, "report"):
         metrics.update(module.report(model, datasets, config, output_dir) or {})
