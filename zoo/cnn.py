@@ -88,14 +88,31 @@ def small_convnet(num_classes=10, input_shape=(8, 8, 1), **kwargs) -> keras.Mode
     return convnet(num_classes=num_classes, input_shape=input_shape, name="small_convnet", **kwargs)
 
 
-def _register_resnet(depth: int):
-    def builder(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
-        return resnet(depth, num_classes=num_classes, input_shape=input_shape,
-                      name=f"resnet{depth}", **kwargs)
-
-    builder.__name__ = builder.__qualname__ = f"resnet{depth}"
-    builder.__doc__ = f"ResNet-{depth} for 32x32 images (He et al. 2016, Section 4.2)."
-    return register_model(builder)
+@register_model
+def resnet20(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
+    """ResNet-20 for 32x32 images (He et al. 2016, Section 4.2)."""
+    return resnet(20, num_classes=num_classes, input_shape=input_shape, name="resnet20", **kwargs)
 
 
-resnet20, resnet32, resnet44, resnet56, resnet110 = (_register_resnet(d) for d in (20, 32, 44, 56, 110))
+@register_model
+def resnet32(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
+    """ResNet-32 for 32x32 images (He et al. 2016, Section 4.2)."""
+    return resnet(32, num_classes=num_classes, input_shape=input_shape, name="resnet32", **kwargs)
+
+
+@register_model
+def resnet44(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
+    """ResNet-44 for 32x32 images (He et al. 2016, Section 4.2)."""
+    return resnet(44, num_classes=num_classes, input_shape=input_shape, name="resnet44", **kwargs)
+
+
+@register_model
+def resnet56(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
+    """ResNet-56 for 32x32 images (He et al. 2016, Section 4.2)."""
+    return resnet(56, num_classes=num_classes, input_shape=input_shape, name="resnet56", **kwargs)
+
+
+@register_model
+def resnet110(num_classes=10, input_shape=(32, 32, 3), **kwargs) -> keras.Model:
+    """ResNet-110 for 32x32 images (He et al. 2016, Section 4.2)."""
+    return resnet(110, num_classes=num_classes, input_shape=input_shape, name="resnet110", **kwargs)
