@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -74,8 +75,8 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
     It saves after the callbacks that write an epoch's history row and clock, so a kill between
     them leaves those ahead of the checkpoint, never behind. It restores before them, through
     ``restorer`` (first in the callback list): Keras falls back to the previous copy when the
-    latest is unreadable, and ``history.csv`` and the clock are then cut back to the epoch it
-    restored, so no epoch is counted twice."""
+    latest is unreadable (and so does this one when the latest epoch file is), and ``history.csv``
+    and the clock are then cut back to the epoch it restored, so no epoch is counted twice."""
 
     def __init__(self, backup_dir: str, history_csv: str, clock: TrainingClock):
         super().__init__(backup_dir, double_checkpoint=True)
@@ -86,8 +87,19 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
         pass  # done by ``restorer``, before the history's and the clock's callbacks begin
 
     def restore(self) -> None:
+        metadata = self._training_metadata_path
+        if os.path.exists(metadata):
+            try:
+                files.read_json(metadata)
+            except files.SideFileError:
+                # Keras writes the epoch file after the weights, in place: a kill there leaves it cut off,
+                # and Keras falls back to the previous copy only for unreadable weights. Do the same here.
+                if not (os.path.exists(self._prev_weights_path) and os.path.exists(self._prev_training_metadata_path)):
+                    raise ResumeError(f"{metadata} is truncated or not JSON and there is no previous copy: "
+                                      f"delete {self.backup_dir} to start the run over.") from None
+                shutil.copyfile(self._prev_weights_path, self._weights_path)
+                shutil.copyfile(self._prev_training_metadata_path, metadata)
         super().on_train_begin()
-        metadata = os.path.join(self.backup_dir, "training_metadata.json")
         epoch = int(read_side_file(metadata, self.backup_dir)["epoch"]) if os.path.exists(metadata) else 0
         self.clock.restore_to(epoch)
         if os.path.exists(self.history_csv) and os.path.getsize(self.history_csv):
