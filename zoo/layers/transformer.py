@@ -1,0 +1,100 @@
+"""Transformer layers: the pre-norm transformer block and the Vision Transformer's patch embedding."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TransformerBlock(layers.Layer):
+    """A pre-norm transformer block: ``x + attention(norm(x))``, then ``x + mlp(norm(x))``.
+
+    ``causal=True`` lets position t attend only to positions up to t (a decoder); a
+    padding mask from the embedding keeps every position from attending to padding.
+    The MLP is two dense layers with GELU, ``mlp_dim`` wide. ``dropout`` applies to both
+    residual branches; ``attention_dropout`` to the attention weights, off by default:
+    on 2 CPU cores it halved the training speed of IMDB's 400-token classifier (16
+    against 30 examples/s: a random number for every query-key pair).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, mlp_dim: int, dropout: float = 0.0,
+                 causal: bool = False, epsilon: float = 1e-6, attention_dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        self.embed_dim, self.num_heads, self.mlp_dim = int(embed_dim), int(num_heads), int(mlp_dim)
+        self.dropout, self.causal, self.epsilon = float(dropout), bool(causal), float(epsilon)
+        self.attention_dropout = float(attention_dropout)
+        self.supports_masking = True
+        self.attention_norm = layers.LayerNormalization(epsilon=epsilon, name="attention_norm")
+        self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads,
+                                                   dropout=attention_dropout, name="attention")
+        self.mlp_norm = layers.LayerNormalization(epsilon=epsilon, name="mlp_norm")
+        self.mlp_hidden = layers.Dense(mlp_dim, activation="gelu", name="mlp_hidden")
+        self.mlp_output = layers.Dense(embed_dim, name="mlp_output")
+        self.residual_dropout = layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        self.attention_norm.build(input_shape)
+        self.attention.build(input_shape, input_shape)
+        self.mlp_norm.build(input_shape)
+        self.mlp_hidden.build(input_shape)
+        self.mlp_output.build((*input_shape[:-1], self.mlp_dim))
+        self.built = True
+
+    def call(self, x, mask=None, training=None):
+        attention_mask = None
+        if mask is not None:  # (batch, steps) -> (batch, query, key): never attend to padding
+            attention_mask = ops.expand_dims(ops.cast(mask, "bool"), 1)
+        normed = self.attention_norm(x)
+        attended = self.attention(normed, normed, attention_mask=attention_mask, use_causal_mask=self.causal,
+                                  training=training)
+        x = x + self.residual_dropout(attended, training=training)
+        hidden = self.mlp_output(self.mlp_hidden(self.mlp_norm(x)))
+        return x + self.residual_dropout(hidden, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim, "dropout": self.dropout, "causal": self.causal, "epsilon": self.epsilon,
+                "attention_dropout": self.attention_dropout}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PatchEmbedding(layers.Layer):
+    """Split an image into ``patch_size`` squares, project each to ``embed_dim``, prepend a
+    learned class token and add learned position embeddings (Dosovitskiy et al. 2021)."""
+
+    def __init__(self, patch_size: int, embed_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size, self.embed_dim = int(patch_size), int(embed_dim)
+        self.projection = layers.Conv2D(embed_dim, patch_size, strides=patch_size, name="projection")
+
+    def build(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(f"Image size {height}x{width} is not divisible by patch_size={self.patch_size}")
+        self.num_patches = (height // self.patch_size) * (width // self.patch_size)
+        self.projection.build(input_shape)
+        self.class_token = self.add_weight(shape=(1, 1, self.embed_dim), initializer="zeros", name="class_token")
+        self.position_embedding = self.add_weight(shape=(1, self.num_patches + 1, self.embed_dim),
+                                                  initializer=keras.initializers.RandomNormal(stddev=0.02),
+                                                  name="position_embedding")
+        self.built = True
+
+    def call(self, images):
+        patches = self.projection(images)
+        patches = ops.reshape(patches, (ops.shape(patches)[0], self.num_patches, self.embed_dim))
+        class_tokens = ops.broadcast_to(ops.cast(self.class_token, patches.dtype),
+                                        (ops.shape(patches)[0], 1, self.embed_dim))
+        return ops.concatenate([class_tokens, patches], axis=1) + ops.cast(self.position_embedding, patches.dtype)
+
+    def compute_output_shape(self, input_shape):
+        patches = (input_shape[1] // self.patch_size) * (input_shape[2] // self.patch_size)
+        return (input_shape[0], patches + 1, self.embed_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "patch_size": self.patch_size, "embed_dim": self.embed_dim}
