@@ -94,7 +94,7 @@ def test_gan_saves_and_loads_both_networks_and_optimizers(conditional, tmp_path)
     assert np.isfinite(history.history["d_loss"][-1])
 
 
-def test_generated_images_are_in_pixel_units_and_sampling_is_seeded(tmp_path):
+def test_generated_images_are_in_pixel_units_and_sampling_is_seeded():
     generator = zoo.build("dcgan_generator", latent_dim=8, image_shape=(32, 32, 3), width=8)
     images = zoo.gan.sample_images(generator, 6, seed=3)
     assert images.shape == (6, 32, 32, 3) and images.min() >= 0 and images.max() <= 255
@@ -108,9 +108,6 @@ def test_generated_images_are_in_pixel_units_and_sampling_is_seeded(tmp_path):
         np.testing.assert_allclose(walks[[5 * row, 5 * row + 2, 5 * row + 4]], expected, rtol=1e-4, atol=1e-3)
     step = np.abs(np.diff(walks[:5], axis=0)).mean()
     assert 0 < step < np.abs(walks[0] - walks[4]).mean()  # each step a part of the whole walk
-    path = zoo.gan.save_grid(images, str(tmp_path / "grid.png"), columns=3, scale=2)
-    from PIL import Image
-    assert Image.open(path).size == (2 * (3 * 34 + 2), 2 * (2 * 34 + 2))
 
 
 def test_gan_errors_name_the_problem():

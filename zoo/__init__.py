@@ -10,7 +10,7 @@ tensorflow-datasets or the recipes, so the zoo runs on the TensorFlow, JAX and P
 backends alike.
 """
 
-from zoo import autoencoder, backbones, cnn, dbn, gan, layers, losses, mlp, recursive, rnn, text, transformer  # noqa: F401  (importing registers the models)
+from zoo import autoencoder, backbones, cnn, dbn, gan, images, layers, losses, mlp, recursive, rnn, text, transformer  # noqa: F401  (importing registers the models)
 from zoo.registry import UnknownModelError, build, get_builder, list_models, register_model
 
 __all__ = ["build", "get_builder", "list_models", "register_model", "UnknownModelError"]

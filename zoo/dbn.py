@@ -220,7 +220,7 @@ def load_pretrained(classifier: keras.Model, rbms: Sequence[RBM]) -> None:
 def receptive_fields(kernel, image_shape: Sequence[int], count: int = 100) -> np.ndarray:
     """The first ``count`` hidden units' incoming weights (a ``(visible, hidden)`` kernel) as
     images of ``image_shape``, each stretched to [0, 255]: the strokes each unit detects
-    (``zoo.gan.save_grid`` tiles them)."""
+    (``zoo.images.save_grid`` tiles them)."""
     fields = np.asarray(ops.convert_to_numpy(kernel)).T[:count].reshape(-1, *image_shape)
     axes = tuple(range(1, fields.ndim))
     low, high = fields.min(axis=axes, keepdims=True), fields.max(axis=axes, keepdims=True)

@@ -7,7 +7,7 @@ class-conditional) and ``GAN``, a ``keras.Model`` that trains both with its own 
     gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                 g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
     gan.fit(images, epochs=10)                                # or (images, labels) when conditional
-    zoo.gan.save_grid(zoo.gan.sample_images(gan.generator, 64, seed=0), "samples.png")
+    zoo.images.save_grid(zoo.gan.sample_images(gan.generator, 64, seed=0), "samples.png")
 
 The networks follow Radford et al. (2016): strided (transposed) convolutions instead of
 pooling, batch normalisation and ReLU in the generator, LeakyReLU(0.2) in the
@@ -35,6 +35,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+# re-exported until recipes/ switch to zoo.images
+from zoo.images import image_grid, save_grid  # noqa: F401
 from zoo.layers import replica_normal, replica_position
 from zoo.registry import register_model
 
@@ -298,32 +300,6 @@ def interpolate(generator: keras.Model, steps: int = 10, rows: int = 4, labels: 
             else np.asarray(labels)
         return generator.predict([noise, np.repeat(row_labels, steps).astype("int32")], verbose=0)
     return generator.predict(noise, verbose=0)
-
-
-def image_grid(images: np.ndarray, columns: int = 10, pixel_max: float = 255.0, padding: int = 2) -> np.ndarray:
-    """Tile ``(N, H, W, C)`` images row by row into one uint8 picture with ``padding`` pixel gaps."""
-    images = np.asarray(images, "float32")
-    if images.ndim != 4:
-        raise ValueError(f"image_grid takes (count, height, width, channels) images, got shape {images.shape}")
-    count, height, width, channels = images.shape
-    rows = -(-count // columns)
-    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, channels), 255,
-                   np.uint8)
-    pixels = np.clip(np.round(images / pixel_max * 255.0), 0, 255).astype(np.uint8)
-    for index, image in enumerate(pixels):
-        top, left = padding + index // columns * (height + padding), padding + index % columns * (width + padding)
-        grid[top:top + height, left:left + width] = image
-    return grid
-
-
-def save_grid(images: np.ndarray, path: str, columns: int = 10, pixel_max: float = 255.0, scale: int = 2) -> str:
-    """Write ``image_grid(images)`` as a PNG, enlarged ``scale`` times (nearest neighbour)."""
-    from PIL import Image
-
-    grid = image_grid(images, columns, pixel_max)
-    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
-    return path
 
 
 # --- quality ------------------------------------------------------------------------------
