@@ -32,8 +32,7 @@ binarised MNIST are not the same quantity.
 ``zoo.gan.GAN`` does) and is correct under ``tf.distribute``: each replica draws its own
 slice of one global batch of noise (so 1 and N replicas compute the same step), gradients are
 the global-batch mean, and the logged values are per-image means over all replicas.
-``test_step``, the builders and the helpers use only ``keras.ops`` (tested here on TensorFlow
-only: no other backend is installed).
+``test_step``, the builders and the helpers use only ``keras.ops`` (tested on TensorFlow only).
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ classifier take the same raw data. Its update follows the guide and Hinton and
 Salakhutdinov's ``rbm.m``: learning rate 0.1 on the batch-mean statistics, momentum, weight
 decay 2e-4 on the weights only; the positive phase drives the chain with sampled hidden
 states, the chain's visible states are probabilities, and the negative statistics use hidden
-probabilities. Weights start from N(0, 0.1^2), as in ``rbm.m``, not the guide's N(0, 0.01^2):
-with 0.01, MNIST's 500-to-2000 RBM began with 2000 nearly identical hidden units whose first
-updates, summed over all of them, overshot and switched every hidden unit off for good.
+probabilities. Weights start from N(0, 0.1^2), as in ``rbm.m``, not the guide's N(0, 0.01^2),
+from which a wide RBM's nearly identical hidden units can all switch off in the first updates.
 
 ``dbn`` builds the classifier with the stack's shapes: ``Dense(units, "sigmoid")`` layers
 named ``rbm_0``, ``rbm_1`` ... computing exactly what each RBM's hidden

@@ -167,7 +167,7 @@ def sequence_lstm(input_shape: Sequence[int] = (8, 8), num_classes: int = 10, **
 @register_model
 def char_lstm(vocab_size: int = 65, **kwargs) -> keras.Model:
     """Character language model: 64-d embedding, two stacked LSTMs of 256 units (0.87M
-    parameters for 65 characters; about 140 s per tiny_shakespeare epoch on 2 CPU cores)."""
+    parameters for 65 characters)."""
     options = dict(cell="lstm", units=(256, 256), embedding_dim=64, dropout=0.1) | kwargs
     return rnn("language_model", vocab_size=vocab_size, name="char_lstm", **options)
 
