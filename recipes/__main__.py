@@ -1,7 +1,8 @@
 """The ``zoo`` command line (also ``python -m recipes``).
 
     zoo list                         recipes and registered models
-    zoo run cnn --epochs 3           one recipe; --help lists its fields and defaults
+    zoo run cnn --epochs 3           one recipe; --help lists its fields, defaults and presets
+    zoo run finetune --preset cifar10_90 --dry-run   the resolved config, without touching data
     zoo run all --quick              every recipe in quick mode, each in its own process (the demo)
     zoo launch --workers 2 cnn       one recipe on 2 worker processes here (MultiWorkerMirroredStrategy)
     zoo results                      the results table
@@ -34,8 +35,8 @@ def _fail(message: str, status: int) -> int:
 
 def command_list(args) -> int:
     print("Recipes (zoo run NAME --help):")
-    for name, summary in sorted(recipes.RECIPES.items()):
-        print(f"  {name:12s} {summary}")
+    for name in recipes.names():
+        print(f"  {name:12s} {recipes.load(name).summary}")
     if args.what in ("all", "models"):
         _quiet_tensorflow()
         import zoo
@@ -49,35 +50,41 @@ def command_list(args) -> int:
 
 
 def command_run(argv: list[str]) -> int:
-    from recipes.runtime.config import ConfigError, parse_overrides
+    from recipes.runtime.config import ConfigError, describe, make_parser, parse_overrides
 
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: zoo run RECIPE|all [--quick] [--FIELD VALUE ...]\n\nrecipes: "
-              + ", ".join(sorted(recipes.RECIPES)) + "\n`zoo run RECIPE --help` lists a recipe's fields.")
+        print("usage: zoo run RECIPE|all [--quick] [--preset NAME] [--dry-run] [--FIELD VALUE ...]\n\nrecipes: "
+              + ", ".join(recipes.names()) + "\n`zoo run RECIPE --help` lists a recipe's fields and presets.")
         return 0 if argv else USAGE_ERROR
     name, overrides = argv[0], argv[1:]
+    dry_run = "--dry-run" in overrides
+    overrides = [option for option in overrides if option != "--dry-run"]
     names = sorted(recipes.RECIPES) if name == "all" else [name]
     try:
-        modules = {recipe: recipes.load(recipe) for recipe in names}
+        chosen = {recipe: recipes.load(recipe) for recipe in names}
         if "-h" in overrides or "--help" in overrides:
-            from recipes.runtime.config import make_parser
-            for recipe, module in modules.items():
-                make_parser(module.Config, f"zoo run {recipe}", module.__doc__).print_help()
+            for recipe, declared in chosen.items():
+                make_parser(declared.config, f"zoo run {recipe}", declared.doc, declared.presets).print_help()
             return 0
-        configs = {recipe: parse_overrides(module.Config, overrides, f"zoo run {recipe}",
-                                           getattr(module, "QUICK", None))
-                   for recipe, module in modules.items()}
+        resolved = {recipe: parse_overrides(declared.config, overrides, f"zoo run {recipe}", declared.presets,
+                                            with_sources=True)
+                    for recipe, declared in chosen.items()}
     except (ConfigError, recipes.UnknownRecipeError) as error:
         return _fail(str(error), USAGE_ERROR)
+    if dry_run:  # what would run, presets and overrides applied; nothing is read or written
+        for recipe, (config, sources) in resolved.items():
+            print(f"zoo run {recipe}: {type(config).__module__}.{type(config).__name__}"
+                  + (f", preset {config.preset}" if config.preset else "") + "\n" + describe(config, sources))
+        return 0
 
     _quiet_tensorflow()
     if name == "all":
-        return run_each_in_its_own_process(list(configs), overrides)
+        return run_each_in_its_own_process(list(resolved), overrides)
     command = os.environ.get("ZOO_COMMAND") or "zoo run " + " ".join([name, *overrides])  # zoo launch sets it
-    return run_one(name, modules[name], configs[name], command)
+    return run_one(chosen[name], resolved[name][0], command)
 
 
-def run_one(recipe: str, module, config, command: str) -> int:
+def run_one(recipe, config, command: str) -> int:
     from recipes.runtime import train
     from recipes.runtime.cluster import ClusterError
     from recipes.runtime.config import ConfigError
@@ -87,14 +94,11 @@ def run_one(recipe: str, module, config, command: str) -> int:
     from zoo.backbones import WeightsError
 
     try:
-        if hasattr(module, "run"):  # a recipe that trains no model (deepdream) runs itself
-            module.run(config, command=command)
-        else:
-            train.run(recipe, module, config, command=command)
+        train.run(recipe, config, command=command)
     except (UnknownModelError, ConfigError, WeightsError) as error:
-        return _fail(f"[{recipe}] {error}", USAGE_ERROR)
+        return _fail(f"[{recipe.name}] {error}", USAGE_ERROR)
     except (DataError, train.NaNLossError, train.ResumeError, ClusterError, SideFileError) as error:
-        return _fail(f"[{recipe}] {error}", RUN_ERROR)
+        return _fail(f"[{recipe.name}] {error}", RUN_ERROR)
     return 0
 
 
@@ -134,7 +138,7 @@ def command_launch(argv: list[str]) -> int:
     parser.add_argument("recipe_args", nargs=argparse.REMAINDER, help="RECIPE and its options, as for zoo run")
     args = parser.parse_args(argv)
     try:
-        if args.recipe_args and args.recipe_args[0] not in recipes.RECIPES:
+        if args.recipe_args:
             recipes.load(args.recipe_args[0])  # the unknown-recipe message with its suggestions
         return launch.launch(args.workers, args.recipe_args, host=args.host, timeout=args.timeout)
     except (ConfigError, recipes.UnknownRecipeError) as error:
@@ -158,11 +162,11 @@ def command_results(args) -> int:
 
 def command_data(args) -> int:
     _quiet_tensorflow()
-    from recipes.runtime import data
+    from recipes.runtime import data, data_import
 
     data_dir = data.resolve_data_dir(args.data_dir)
     try:
-        data.import_dataset(args.name, args.source, data_dir)
+        data_import.import_dataset(args.name, args.source, data_dir)
     except data.DataError as error:
         return _fail(str(error), RUN_ERROR)
     print(f"Done. Run recipes with --data-dir {data_dir} (or export ZOO_DATA_DIR={data_dir}).")

@@ -1,40 +1,19 @@
 """A deep belief network on MNIST: RBMs pretrained greedily with contrastive divergence, unrolled
 into a sigmoid classifier, fine-tuned with backpropagation, beside the same classifier from scratch.
 
-    zoo run dbn                                        # mnist_dbn: 784-500-500-2000-10
+    zoo run dbn                                        # mnist_dbn, 784-500-500-2000-10: 98.54% in 18 min on 2 CPU cores
     zoo run dbn --hidden-units 512,512 --cd-k 3        # another stack, CD-3
     zoo run dbn --quick                                # seconds, scikit-learn's 8x8 digits
 
 Each RBM (zoo.dbn.RBM) trains for ``--pretrain-epochs`` on the hidden probabilities of the one
-below (the first on the pixels scaled to [0, 1]), with Hinton's settings (rbm.m and "A Practical
-Guide to Training RBMs"): CD-1, batch 100, learning rate 0.1, momentum 0.5 for 5 epochs then 0.9,
-weight decay 2e-4, weights from N(0, 0.1^2), visible biases from the pixel means. The weights go into the classifier's
-Dense layers, and ``model.fit`` fine-tunes it all with SGD (momentum 0.9). ``report`` trains the
-same classifier from random weights with the same fine-tuning settings for the same number of
-epochs (``scratch_accuracy``): epochs, not seconds, so the comparison isolates what the
-initialisation does for a given fine-tuning budget; ``pretrain_seconds`` shows what it cost.
-Finished RBMs and the fine-tuned weights are kept under the run's backup/ folder, so an
-interrupted run resumes after the last finished RBM (or fine-tuning epoch).
-
-Distribution: the CD updates (traced once by tf.function) run on whole pretraining batches on
-one device, outside replica context, so pretraining computes the same thing on 1 or N replicas
-(tf.distribute would need every update aggregated across replicas by hand); fine-tuning and the
-baseline use the strategy through ``model.fit``.
-
-The default network is Hinton et al.'s 784-500-500-2000-10 (1.67M parameters): it fits the time
-budget, so no smaller default was needed. Anchor: Hinton, Osindero and Teh (2006) report 1.25%
-test error with it (30 epochs per RBM, a label-joint top RBM, up-down fine-tuning); Hinton and
-Salakhutdinov (2006) 1.2% with backpropagation fine-tuning. Measured (results/dbn.csv, 2 CPU
-cores shared with other runs): 98.54% test accuracy (1.46% error) in 18 minutes, pretraining
-638 s of it; the same network from random weights, same 10 SGD epochs: 10.10% (chance).
-Expected time on 2 CPU cores, scaled from timing 60 batches of each stage (niced, beside another
-training job): about 55 s per pretraining epoch of all three RBMs and 25 s per fine-tuning epoch,
-so about 20 minutes with the defaults (9 pretraining, 5 fine-tuning, 4 for the baseline, 1 for
-data and evaluation); under heavy contention the same slices ran up to 10x slower.
-On the first 6,000 training images (--train-examples 6000, 3 epochs per RBM, 3 fine-tuning
-epochs) pretraining + SGD reached 92.0% test accuracy while the network from random weights was
-still at chance (9.7%): SGD on a deep sigmoid network starts on a long plateau (Glorot and Bengio
-2010). With --optimizer adam --learning-rate 1e-3 the two reached 93.6% and 88.0%.
+below, with Hinton's settings ("A Practical Guide to Training RBMs"): CD-1, batch 100, learning
+rate 0.1, momentum 0.5 for 5 epochs then 0.9, weight decay 2e-4. The weights go into the
+classifier's Dense layers and ``model.fit`` fine-tunes it all with SGD (momentum 0.9). The
+baseline trains the same classifier from random weights with the same settings for the same
+epochs (``scratch_accuracy``). Pretraining runs on whole batches on one device, outside the
+replicas, so it computes the same on 1 or N replicas; finished RBMs are kept under backup/, so
+an interrupted run resumes after the last finished one. Reference: Hinton and Salakhutdinov
+(2006) report 1.2% test error with this network and backpropagation fine-tuning.
 """
 
 from __future__ import annotations
@@ -42,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import types
 from typing import Literal
 
 from recipes.runtime import files
 from recipes.runtime.config import ConfigError, RunConfig
+from recipes.runtime.recipe import FitResult, Recipe
 
 
 @dataclasses.dataclass
@@ -78,11 +57,9 @@ class Config(RunConfig):
             raise ConfigError(f"--hidden-units takes positive widths such as 500,500,2000; got {self.hidden_units}")
 
 
-QUICK = {"dataset": "digits", "model": "dbn_tiny", "pretrain_epochs": 10, "pretrain_batch_size": 32, "epochs": 8,
-         "batch_size": 32}
+PRESETS = {"quick": {"dataset": "digits", "model": "dbn_tiny", "pretrain_epochs": 10, "pretrain_batch_size": 32,
+                     "epochs": 8, "batch_size": 32}}
 INITIAL_MOMENTUM_EPOCHS = 5  # momentum 0.5 at first, while the reconstruction error still falls fast
-PUBLISH = ("filters.png",)  # the first RBM's weights as images, copied beside the results table
-PIXEL_MAX = {"mnist": 255.0, "fashion_mnist": 255.0, "digits": 16.0}
 
 
 def run_name(config: Config) -> str:
@@ -92,12 +69,10 @@ def run_name(config: Config) -> str:
 def make_datasets(config: Config):
     from recipes.runtime import data
 
-    if config.dataset == "digits":
-        return data.digits_datasets(config.seed)
-    return data.load_image_classification(config.dataset, data.resolve_data_dir(config.data_dir))
+    return data.image_classification(config.dataset, config.data_dir, config.seed)
 
 
-def build_model(config: Config, datasets):
+def build_model(config: Config, datasets, plan):
     import keras
 
     import zoo
@@ -106,7 +81,7 @@ def build_model(config: Config, datasets):
     overrides = {"hidden_units": config.hidden_units} if config.hidden_units else {}
     try:
         model = zoo.build(config.model, num_classes=datasets.num_classes, input_shape=datasets.input_shape,
-                          input_scale=1 / PIXEL_MAX[config.dataset], **overrides)
+                          input_scale=1 / datasets.pixel_max, **overrides)
         zoo.dbn.hidden_layers(model)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"--model {config.model!r} is not a DBN the dbn recipe can train ({error}); use one of "
@@ -130,7 +105,7 @@ def pretrain(model, datasets, config: Config, backup_dir: str, log=print) -> lis
     visible = np.concatenate([np.asarray(to_visible(images), "float32") for images, _ in datasets.train.batch(4096)])
     if visible.min() < 0 or visible.max() > 1:
         raise ConfigError(f"The RBMs need inputs in [0, 1] but the scaled {config.dataset} spans "
-                          f"[{visible.min():.3g}, {visible.max():.3g}]; fix PIXEL_MAX[{config.dataset!r}]")
+                          f"[{visible.min():.3g}, {visible.max():.3g}]; its Datasets.pixel_max is {datasets.pixel_max}")
     rbms = zoo.dbn.rbm_stack(model, cd_steps=config.cd_k, learning_rate=config.pretrain_learning_rate,
                              momentum=config.pretrain_momentum, weight_decay=config.weight_decay, seed=config.seed)
     for index, rbm in enumerate(rbms):
@@ -170,71 +145,89 @@ def pretrain(model, datasets, config: Config, backup_dir: str, log=print) -> lis
     return rbms
 
 
-def fit(model, train, test, config: Config, datasets, callbacks, backup_dir: str):
+def fit(run) -> FitResult:
     """Pretrain the RBM stack, copy it into the classifier, fine-tune with ``model.fit``."""
-    import keras
-
-    import zoo
-    from recipes.runtime.train import validation_epochs
-
-    # Outside any replica context: the assignments reach every replica's copy of the weights.
-    zoo.dbn.load_pretrained(model, pretrain(model, datasets, config, backup_dir))
-    done = os.path.join(backup_dir, "finetuned.weights.h5")
-    if os.path.exists(done) and os.path.exists(done + ".json"):  # fine-tuning finished before an interruption
-        state = files.read_json(done + ".json")
-        if state["epochs"][-1] + 1 == config.epochs:
-            model.load_weights(done)
-            return types.SimpleNamespace(epoch=state["epochs"])
-    start = time.perf_counter()
-    history = model.fit(train, epochs=config.epochs, validation_data=test, verbose=config.verbose,
-                        validation_freq=validation_epochs(config),
-                        callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "finetune")), *callbacks])
-    model.save_weights(done)
-    files.write_json(done + ".json", {"epochs": history.epoch, "seconds": time.perf_counter() - start})
-    return history
-
-
-def report(model, datasets, config: Config, run_dir: str) -> dict:
-    """Pretraining errors and time, first-layer filters, and the baseline trained from scratch."""
-    import shutil
-
     import keras
     import numpy as np
 
     import zoo
-    from recipes.runtime import data
+    from recipes.runtime.train import validation_epochs
 
-    backup_dir = os.path.join(run_dir, "backup")
+    model, config, backup_dir = run.model, run.config, run.backup_dir
+    # Outside any replica context: the assignments reach every replica's copy of the weights.
+    rbms = pretrain(model, run.datasets, config, backup_dir, run.log)
+    zoo.dbn.load_pretrained(model, rbms)
     layers = []
-    for index in range(len(zoo.dbn.hidden_layers(model))):
+    for index in range(len(rbms)):  # each RBM's record, as pretrain saved it (or an earlier invocation did)
         with np.load(os.path.join(backup_dir, f"rbm_{index}.npz")) as saved:
             layers.append({name: saved[name] for name in ("errors", "seconds", "weights")})
-    files.write_text(os.path.join(run_dir, "pretrain_history.csv"), "rbm,epoch,reconstruction_error,seconds\n" + "".join(
-        f"{index + 1},{epoch + 1},{error:.6f},{seconds:.2f}\n" for index, layer in enumerate(layers)
-        for epoch, (error, seconds) in enumerate(zip(layer["errors"], layer["seconds"]))))
-    zoo.gan.save_grid(zoo.dbn.receptive_fields(layers[0]["weights"], datasets.input_shape),
-                      os.path.join(run_dir, "filters.png"), scale=max(1, 56 // datasets.input_shape[0]))
-    finetune_seconds = files.read_json(os.path.join(backup_dir, "finetuned.weights.h5.json"))["seconds"]
+    done = os.path.join(backup_dir, "finetuned.weights.h5")
+    state = files.read_json(done + ".json") if os.path.exists(done) and os.path.exists(done + ".json") else None
+    if state and state["epochs"][-1] + 1 == config.epochs:  # fine-tuning finished before an interruption
+        model.load_weights(done)
+        epochs, history = state["epochs"], {}
+    else:
+        start = time.perf_counter()
+        fitted = model.fit(run.train, epochs=config.epochs, validation_data=run.test, verbose=config.verbose,
+                           validation_freq=validation_epochs(config),
+                           callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "finetune")),
+                                      *run.callbacks])
+        epochs, history = list(fitted.epoch), dict(fitted.history)
+        state = {"epochs": epochs, "seconds": time.perf_counter() - start}
+        model.save_weights(done)
+        files.write_json(done + ".json", state)
     metrics = {"hidden_units": "-".join(str(layer.units) for layer in zoo.dbn.hidden_layers(model)),
                "cd_k": config.cd_k, "pretrain_epochs": config.pretrain_epochs,
                "pretrain_seconds": round(float(sum(layer["seconds"].sum() for layer in layers)), 1),
-               "finetune_seconds": round(finetune_seconds, 1),
+               "finetune_seconds": round(state["seconds"], 1),
                **{f"reconstruction_error_{index + 1}": round(float(layer["errors"][-1]), 5)
                   for index, layer in enumerate(layers)}}
-    if config.scratch:
-        strategy = model.distribute_strategy
-        with strategy.scope():
-            scratch = build_model(config, datasets)  # the same classifier, fresh random weights
-        global_batch = config.batch_size * strategy.num_replicas_in_sync
-        pipeline = lambda dataset, count, training: data.pipeline(
-            dataset, count, global_batch, training, config.seed, replicas=strategy.num_replicas_in_sync)
-        start = time.perf_counter()
-        print(f"[dbn] baseline: the same classifier from random weights, {config.epochs} epochs")
-        scratch.fit(pipeline(datasets.train, datasets.num_train, True), epochs=config.epochs, verbose=0,
-                    callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "scratch"))])
-        evaluation = scratch.evaluate(pipeline(datasets.test, datasets.num_test, False), verbose=0, return_dict=True)
-        metrics.update(scratch_accuracy=float(evaluation["accuracy"]),
-                       scratch_seconds=round(time.perf_counter() - start, 1))
-    shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing to resume
-    return metrics
+    return FitResult(epochs=epochs, metrics=metrics, state=layers, history=history)
 
+
+def report(run) -> dict:
+    """The pretraining history and the first RBM's weights as images (``filters.png``)."""
+    import zoo
+
+    layers, run_dir, input_shape = run.fitted.state, run.output_dir, run.datasets.input_shape
+    files.write_text(os.path.join(run_dir, "pretrain_history.csv"), "rbm,epoch,reconstruction_error,seconds\n" + "".join(
+        f"{index + 1},{epoch + 1},{error:.6f},{seconds:.2f}\n" for index, layer in enumerate(layers)
+        for epoch, (error, seconds) in enumerate(zip(layer["errors"], layer["seconds"]))))
+    zoo.images.save_grid(zoo.dbn.receptive_fields(layers[0]["weights"], input_shape),
+                         os.path.join(run_dir, "filters.png"), scale=max(1, 56 // input_shape[0]))
+    return {}
+
+
+def baseline(run) -> dict:
+    """The same classifier from random weights, the same fine-tuning settings and epochs."""
+    import keras
+
+    from recipes.runtime import data
+
+    config = run.config
+    if not config.scratch:
+        return {}
+    with run.model.distribute_strategy.scope():
+        scratch = build_model(config, run.datasets, run.plan)  # the same classifier, fresh random weights
+    train, test = data.global_batches(run.datasets, run.plan, config.seed)
+    start = time.perf_counter()
+    run.log(f"[dbn] baseline: the same classifier from random weights, {config.epochs} epochs")
+    scratch.fit(train, epochs=config.epochs, verbose=0,
+                callbacks=[keras.callbacks.BackupAndRestore(os.path.join(run.backup_dir, "scratch"))])
+    evaluation = scratch.evaluate(test, verbose=0, return_dict=True)
+    return {"scratch_accuracy": float(evaluation["accuracy"]), "scratch_seconds": round(time.perf_counter() - start, 1)}
+
+
+RECIPE = Recipe(
+    "dbn", Config, make_datasets, build_model, fit=fit, report=report, baseline=baseline, run_name=run_name,
+    presets=PRESETS, publish=("filters.png",), doc=__doc__,
+    columns={
+        "hidden_units, cd_k, pretrain_epochs": "widths of the stacked RBMs (input side first), Gibbs steps per "
+            "contrastive-divergence update (the k of CD-k), and pretraining epochs per RBM",
+        "pretrain_seconds": "seconds of greedy RBM pretraining, all layers (part of train_seconds)",
+        "finetune_seconds": "backpropagation fine-tuning after pretraining",
+        "reconstruction_error_*": "RBM N's (1 = on the pixels) mean squared error per unit between its input and "
+            "the first reconstruction of its CD updates, averaged over its last pretraining epoch",
+        "scratch_accuracy, scratch_seconds": "the same classifier from random weights, trained with the "
+            "fine-tuning settings for the same number of epochs, and its seconds"},
+    summary="A deep belief network: RBMs pretrained greedily with contrastive divergence, then fine-tuned")

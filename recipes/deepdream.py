@@ -16,44 +16,38 @@ by up to ``--jitter`` pixels first, which keeps the stride grid of the network f
 printing into the picture. Between octaves the detail the ascent added is enlarged and
 added to the next, sharper octave of the original photo.
 
-Defaults are the original notebook's (4 octaves at scale 1.4, 10 steps of 1.5, jitter 32)
-on MobileNetV2's block_5_add, block_8_add and block_12_add: the residual outputs at strides
-8 and 16: mid-level layers (textures, object parts), as GoogLeNet's inception_4c was in the
-original. On the cat, blocks 2 and 4 drew only stripes and blocks 14 and 15
-(stride 32) a faint colour noise; the default layers draw eyes and fur whorls.
-With several replicas (``--cpu-replicas``, GPUs) each one ascends a differently rolled
-copy and the gradients are averaged, so replicas smooth the jitter rather than split work.
-
-Writes ``dream.png`` (the input's size) and ``comparison.png`` (original | dream) to
-``runs/deepdream/<backbone>-<image>/``, copies both beside ``results/deepdream.csv`` and
-adds a row whose ``start_objective``, ``dream_objective`` and their ratio ``objective_gain``
-(measured on the full-size image without jitter) show the ascent worked.
-Measured (2 CPU cores shared with other jobs, TF 2.21): the default run on the cat with the
-torchvision ImageNet MobileNetV2 weights raised the objective 3.12x (0.35 to 1.10) in 8 CPU
-seconds of ascent (18-20 s wall at nice 19); the whole command took 20 CPU seconds (50 s to
-2 minutes wall with TensorFlow's start and the weights' loading). ``--quick`` took 30 s wall
-beside one other job, most of it start-up and tracing the step.
+Defaults are the original notebook's (4 octaves at scale 1.4, 10 steps of 1.5, jitter 32) on
+MobileNetV2's block_5_add, block_8_add and block_12_add, mid-level layers (textures, object
+parts) as GoogLeNet's inception_4c was in the original. With several replicas each one ascends
+a differently rolled copy and the gradients are averaged. Writes ``dream.png`` and
+``comparison.png`` (original | dream), copied beside ``results/deepdream.csv``, whose row's
+``objective_gain`` shows the ascent worked: 3.12x on the cat with the ImageNet weights, in 8 CPU
+seconds of ascent. It goes through the same runtime as every recipe (seed, strategy, folders,
+commit, row); its ``fit`` is the ascent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Literal
 
 from recipes.runtime.config import ConfigError, RunConfig
+from recipes.runtime.recipe import FitResult, Recipe
 
 SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket")  # bundled with scikit-image
 MIN_SIDE = 32  # the smallest octave side MobileNetV2 accepts
-# RunConfig options for training a Keras model; a value other than their default is refused.
-NOT_APPLICABLE = ("batch_size", "train_examples", "validation_freq", "steps_per_execution", "mixed_precision",
-                  "jit_compile", "tracking")
+NO_MODEL = "does not apply to deepdream, which trains no model; leave it out"
 
 
 @dataclasses.dataclass
 class Config(RunConfig):
+    NOT_APPLICABLE = {**{name: NO_MODEL for name in ("batch_size", "train_examples", "validation_freq",
+                                                      "steps_per_execution", "mixed_precision", "jit_compile",
+                                                      "tracking")},
+                      "epochs": "is set by --octaves for deepdream (the row's epochs count octaves); leave it out"}
+
     image: str = "chelsea"  # an image file, or a scikit-image photo: astronaut, camera, chelsea, coffee, rocket
     max_side: int = 0  # shrink the image so its longer side is at most this many pixels; 0: keep its size
     backbone: str = "mobilenet_v2"  # a zoo.backbones name
@@ -65,18 +59,9 @@ class Config(RunConfig):
     steps: int = 10  # ascent steps per octave
     learning_rate: float = 1.5  # the ascent step: mean absolute pixel change per step, on the 0-255 scale
     jitter: int = 32  # roll the image by up to this many pixels before each step; 0: never
-    epochs: int = 0  # set from --octaves (the results row's epochs column counts octaves)
-    checkpoint = False  # not a field: the backbone is never a .keras checkpoint (finetune.describe_weights asks)
+    batch_size: int = 1  # one image per replica
 
     def __post_init__(self):
-        if self.epochs not in (0, self.octaves):
-            raise ConfigError(f"--epochs is set by --octaves ({self.octaves}) for deepdream; "
-                              f"got --epochs {self.epochs}")
-        self.epochs = self.octaves
-        for name in NOT_APPLICABLE:
-            if getattr(self, name) != RunConfig.__dataclass_fields__[name].default:
-                raise ConfigError(f"--{name.replace('_', '-')} does not apply to deepdream, which trains no model; "
-                                  f"leave it out")
         if self.octaves < 1 or self.steps < 1 or self.octave_scale <= 1 or self.learning_rate <= 0 or self.jitter < 0:
             raise ConfigError(f"deepdream needs --octaves >= 1, --steps >= 1, --octave-scale > 1, --learning-rate > 0 "
                               f"and --jitter >= 0; got {self.octaves}, {self.steps}, {self.octave_scale}, "
@@ -85,10 +70,9 @@ class Config(RunConfig):
             raise ConfigError("--layers needs at least one layer name, e.g. --layers block_12_add")
 
 
-# What --quick changes: the cat shrunk to 64x96, random weights (no file needed), 2 octaves, rolls of up
-# to 8 pixels (32 would wrap half of so small an image). Tracing the step takes most of its time, not steps.
-QUICK = {"max_side": 96, "weights": "none", "octaves": 2, "jitter": 8}
-PUBLISH = ("dream.png", "comparison.png")  # copied beside the results table
+# The cat shrunk to 64x96, random weights (no file needed), 2 octaves, rolls of up to 8 pixels (32
+# would wrap half of so small an image). Tracing the step takes most of its time, not steps.
+PRESETS = {"quick": {"max_side": 96, "weights": "none", "octaves": 2, "jitter": 8}}
 
 
 def load_image(config: Config):
@@ -131,18 +115,27 @@ def octave_sizes(height: int, width: int, config: Config) -> list[tuple[int, int
     return sizes
 
 
-def build_features(config: Config):
-    """(model from raw 0-255 images of any size to the chosen layers' activations, the weights column)."""
+def make_datasets(config: Config):
+    """The photo as the one "training example" (``Datasets.images``); too many octaves fail here."""
+    from recipes.runtime.data import Datasets
+
+    image, name, source = load_image(config)
+    octave_sizes(*image.shape[:2], config)
+    return Datasets(None, None, name, source, 1, 0, tuple(image.shape), task="dream", images=image)
+
+
+def build_model(config: Config, datasets, plan):
+    """A model from raw 0-255 images of any size to the chosen layers' activations."""
     import keras
 
-    from recipes.finetune import describe_weights, resolve_weights
+    from recipes.runtime.weights import resolve_weights, weights_format
     from zoo import backbones
 
     if config.backbone not in backbones.FAMILIES:
         raise ConfigError(f"--backbone {config.backbone!r} is not one of {backbones.list_backbones()}")
-    weights = resolve_weights(config)
-    weights_format = "keras" if weights in (None, "imagenet") else config.weights_format
-    outer = backbones.backbone(config.backbone, weights=weights, weights_format=weights_format, pooling=None)
+    weights = resolve_weights(config.weights)
+    outer = backbones.backbone(config.backbone, weights=weights, weights_format=weights_format(weights,
+                               config.weights_format), pooling=None)
     network = backbones.backbone_of(outer)
     names = [layer.name for layer in network.layers[1:]]
     unknown = [name for name in config.layers if name not in names]
@@ -155,7 +148,7 @@ def build_features(config: Config):
     images = x = keras.Input((None, None, 3), name="image")
     for layer in outer.layers[1:outer.layers.index(network)]:  # the normalisation the weights expect
         x = layer(x)
-    return keras.Model(images, chosen(x), name=f"{config.backbone}_dream_layers"), describe_weights(config)
+    return keras.Model(images, chosen(x), name=f"{config.backbone}_dream_layers")
 
 
 def objective(features, image):
@@ -228,47 +221,44 @@ def save_pictures(original, dreamt, output_dir: str) -> None:
     side_by_side.save(os.path.join(output_dir, "comparison.png"))
 
 
-def run(config: Config, command: str = "", log=print) -> dict:
-    """Dream on the image, save the pictures and write the results row; returns the row."""
-    import keras
+def fit(run) -> FitResult:
+    """The dream: the ascent over the octaves, its pictures, and the objective before and after."""
     import tensorflow as tf
 
-    from recipes.runtime import distribute, train
+    from recipes.runtime.weights import describe_weights
 
-    commit = train.git_commit()
-    placement = distribute.make_strategy(config.strategy, config.cpu_replicas)
-    keras.utils.set_random_seed(config.seed)
-    image, image_name, source = load_image(config)
-    output_dir, results_dir = train.default_dirs("deepdream", f"{config.backbone}-{image_name}", config)
-    os.makedirs(output_dir, exist_ok=True)
-    octave_sizes(*image.shape[:2], config)  # too many octaves fail now, not after building
-    log(f"[deepdream] {config.backbone} on {image_name} ({image.shape[0]}x{image.shape[1]}; {source})")
-    log(f"[deepdream] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
-        f"(one rolled copy of the image per replica)")
-    with placement.strategy.scope():
-        features, weights = build_features(config)
-    log(f"[deepdream] layers {', '.join(config.layers)} ({features.count_params():,} parameters below them; "
-        f"weights {weights}); output dir {output_dir}")
+    config, features, image = run.config, run.model, run.datasets.images
+    run.log(f"[deepdream] layers {', '.join(config.layers)} on {image.shape[0]}x{image.shape[1]} (one rolled copy "
+            f"of the image per replica)")
     start_objective = float(objective(features, tf.constant(image)))
     started, cpu_started = time.perf_counter(), time.process_time()
-    dreamt = dream(image, features, placement.strategy, config, log)
+    dreamt = dream(image, features, features.distribute_strategy, config, run.log)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     dream_objective = float(objective(features, tf.constant(dreamt)))
-    save_pictures(image, dreamt, output_dir)
-    row = {
-        **train.run_columns(placement, config, commit),
-        "recipe": "deepdream", "model": config.backbone, "dataset": image_name, "dataset_source": source,
-        "train_examples": 1, "params": features.count_params(), "epochs": config.octaves,
-        "per_replica_batch_size": 1, "global_batch_size": placement.replicas, "learning_rate": config.learning_rate,
-        "train_seconds": round(seconds, 2),
-        "samples_per_second": round(config.octaves * config.steps * placement.replicas / seconds, 2),
-        "ascent_cpu_seconds": round(cpu_seconds, 2), "start_objective": start_objective,
-        "dream_objective": dream_objective, "objective_gain": dream_objective / start_objective, "weights": weights,
-        "layers": " ".join(config.layers), "octave_scale": config.octave_scale, "steps": config.steps,
-        "jitter": config.jitter, "image_shape": f"{image.shape[0]}x{image.shape[1]}",
-        "command": command or " ".join(sys.argv),
-    }
-    train.record("deepdream", sys.modules[__name__], config, row, output_dir, results_dir, log)
-    log(f"[deepdream] objective {start_objective:.4g} -> {dream_objective:.4g} ({row['objective_gain']:.2f}x) in "
-        f"{seconds:.1f}s ({cpu_seconds:.1f} CPU seconds); pictures in {output_dir}")
-    return row
+    save_pictures(image, dreamt, run.output_dir)
+    run.log(f"[deepdream] objective {start_objective:.4g} -> {dream_objective:.4g} "
+            f"({dream_objective / start_objective:.2f}x) in {seconds:.1f}s ({cpu_seconds:.1f} CPU seconds)")
+    return FitResult(epochs=list(range(config.octaves)), seconds=seconds,
+                     examples=config.octaves * config.steps * run.plan.replicas,
+                     metrics={"ascent_cpu_seconds": round(cpu_seconds, 2), "start_objective": start_objective,
+                              "dream_objective": dream_objective, "objective_gain": dream_objective / start_objective,
+                              "weights": describe_weights(config.weights, config.weights_format),
+                              "layers": " ".join(config.layers), "octave_scale": config.octave_scale,
+                              "steps": config.steps, "jitter": config.jitter,
+                              "image_shape": f"{image.shape[0]}x{image.shape[1]}"})
+
+
+RECIPE = Recipe(
+    "deepdream", Config, make_datasets, build_model, fit=fit, run_name=lambda config: config.backbone,
+    presets=PRESETS, publish=("dream.png", "comparison.png"), evaluate=False, doc=__doc__,
+    columns={
+        "start_objective, dream_objective, objective_gain": "the objective (mean over the chosen layers of the "
+            "mean squared activation) on the original image and on the dream, both at full size without jitter, "
+            "and their ratio",
+        "layers, octave_scale, steps, jitter, image_shape, ascent_cpu_seconds": "the amplified layers, the size "
+            "ratio between octaves, ascent steps per octave, the largest random roll (pixels), the image's height x "
+            "width, and the ascent's CPU seconds; epochs counts octaves, learning_rate is the step (mean pixel "
+            "change on the 0-255 scale), train_seconds the ascent's wall time and samples_per_second the rolled "
+            "image copies processed per second",
+        "weights": "the pretrained weights (file and its layout)"},
+    summary="DeepDream: gradient ascent on an image to amplify what a pretrained backbone's layers see")

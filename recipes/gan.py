@@ -1,34 +1,21 @@
 """DCGAN and class-conditional DCGAN on MNIST-sized images, scored by a Frechet distance.
 
-    zoo run gan                                         # DCGAN on MNIST
+    zoo run gan                                         # DCGAN on MNIST, 3 epochs
     zoo run gan --model conditional_dcgan               # label in both networks
-    zoo run gan --dataset fashion_mnist
     zoo run gan --quick [--model conditional_dcgan]     # seconds, scikit-learn's 8x8 digits
 
-Data comes through tfds (import the raw files once offline: ``zoo data import mnist --from
-DIR``). Both networks follow the DCGAN layout of Radford et al. (2016) scaled to 28x28:
-``--width 32`` (default) makes a 1.0M-parameter generator and a 37k discriminator,
-``--width 64`` doubles the channels and trained 3x slower per step on 2 CPU cores. Adam
-2e-4 with beta_1 0.5 for both networks, batch 128 per replica, 3 epochs.
-``zoo.gan.GAN`` holds both networks and optimizers and is correct under MirroredStrategy
-(the same losses on 1 or 2 replicas; tests/test_gan.py checks it).
+Both networks follow Radford et al. (2016) scaled to 28x28 (``--width 32``: a 1.0M-parameter
+generator, a 37k discriminator), Adam 2e-4 with beta_1 0.5, batch 128 per replica;
+``zoo.gan.GAN`` gives the same losses on 1 or N replicas. Every epoch writes
+``samples/epoch_NNN.png`` from fixed noise; the final grid and a latent interpolation are
+copied to ``results/gan/``.
 
-Every epoch writes ``samples/epoch_NNN.png`` from fixed noise (one row per class for the
-conditional GAN); the final grid and a latent interpolation are copied to ``results/gan/``.
-
-Quality (``report``): the zoo's ``mnist_convnet`` (the ``cnn`` recipe's network and
-settings) is trained on the same data for ``--classifier-epochs`` and cached in
-``runs/gan/feature_classifiers``; ``test_fid`` is the Frechet distance between its
-128-unit penultimate features of as many generated images as the test split holds and
-of the training images, ``real_fid`` the same for the real test images (the floor a
-perfect generator would reach, sampling noise only), ``untrained_fid`` the same for the
-generator before training (the ceiling), ``classifier_accuracy`` the classifier's test
-accuracy, and for the conditional GAN ``test_class_accuracy`` is how often it classifies a
-generated image as the class it was asked for (the test split's labels). These distances
-live in this classifier's feature space: they compare runs of this recipe, not Inception
-FIDs from papers.
-
-Measured: see results/gan.csv and README.md (rows record device, time and command).
+Quality: ``mnist_convnet`` (Adam 1e-3, as the ``cnn`` recipe trains it) is trained on the same
+data for ``--classifier-epochs`` and cached; ``test_fid`` is the Frechet distance of its
+128-unit penultimate features between generated and training images, beside ``real_fid``
+(real test images: the floor) and ``untrained_fid`` (the generator before training: the
+ceiling). These distances compare runs of this recipe, not Inception FIDs from papers.
+Rows (device, time, command) are in results/gan.csv.
 """
 
 from __future__ import annotations
@@ -37,7 +24,8 @@ import dataclasses
 import os
 from typing import Literal
 
-from recipes.runtime.config import ConfigError, RunConfig
+from recipes.runtime.config import ConfigError, Per, RunConfig
+from recipes.runtime.recipe import Recipe
 
 
 @dataclasses.dataclass
@@ -52,55 +40,45 @@ class Config(RunConfig):
     width: int = 32  # filters of the widest discriminator/narrowest generator layer; Radford et al.: 64
     label_smoothing: float = 0.0  # one-sided: real targets 1 - this
     classifier_epochs: int = 3  # training of the feature classifier behind test_fid (its accuracy is in the row)
-    classifier_dir: str = ""  # cache of trained feature classifiers; default runs/gan/feature_classifiers
+    classifier_dir: str = "runs/gan/feature_classifiers"  # cache of trained feature classifiers
     fid_samples: int = 0  # generated images scored; 0: as many as the test split
 
     def __post_init__(self):
-        if self.learning_rate == 0 and self.quick:  # --quick's: the model's own quick rate
-            self.learning_rate = QUICK_LEARNING_RATE.get(self.model, 2e-4)
         if self.learning_rate <= 0:
             raise ConfigError(f"--learning-rate must be > 0; got {self.learning_rate}")
 
 
-QUICK = {"dataset": "digits", "epochs": 8, "batch_size": 32, "learning_rate": 0.0, "latent_dim": 32,
-         "width": 16, "classifier_epochs": 8}
-# Quick mode's learning rate per model (8 epochs of digits on 2 replicas, measured on a 2-core Intel Xeon):
-# the conditional DCGAN learns its labels only at 1e-3 (at 2e-4 or 5e-4 its samples matched the asked-for
-# digit at chance, 11%; at 1e-3, 80%, FID 10.8), while the unconditional one oscillated at 1e-3 (FID 58.3
-# against 47.1 for the untrained generator) and gets 2e-4 (FID 34.0; 24.8 on one replica).
-QUICK_LEARNING_RATE = {"dcgan": 2e-4, "conditional_dcgan": 1e-3}
-PUBLISH = ("samples.png", "interpolation.png")  # copied beside the results table
-PIXEL_MAX = {"mnist": 255.0, "fashion_mnist": 255.0, "digits": 16.0}
+PRESETS = {
+    # 8 epochs of digits on 2 replicas: the conditional DCGAN learns its labels only at 1e-3 (at 2e-4 its
+    # samples matched the asked-for digit at chance), while the unconditional one oscillated at 1e-3.
+    "quick": {"dataset": "digits", "epochs": 8, "batch_size": 32, "latent_dim": 32, "width": 16,
+              "classifier_epochs": 8, "learning_rate": Per("model", {"dcgan": 2e-4, "conditional_dcgan": 1e-3})},
+}
+GAN_MODELS = ["conditional_dcgan", "dcgan"]
 
 
 def make_datasets(config: Config):
-    import dataclasses as dc
-
     import tensorflow as tf
 
     from recipes.runtime import data
 
-    if config.dataset == "digits":
-        datasets = data.digits_datasets(config.seed)
-    else:
-        datasets = data.load_image_classification(config.dataset, data.resolve_data_dir(config.data_dir))
+    datasets = data.image_classification(config.dataset, config.data_dir, config.seed)
     to_float = lambda image, label: (tf.cast(image, tf.float32), label)
-    # The classes go to extras: a GAN has no class predictions for the runtime's confusion matrix.
-    labelled = dc.replace(datasets, train=datasets.train.map(to_float), test=datasets.test.map(to_float))
-    return dc.replace(labelled, num_classes=0,
-                      extras={"labelled": labelled, "pixel_max": PIXEL_MAX[config.dataset]})
+    datasets.train, datasets.test = datasets.train.map(to_float), datasets.test.map(to_float)
+    datasets.task = "generate"  # the labels condition the generator; nothing predicts classes
+    return datasets
 
 
-def build_model(config: Config, datasets):
+def build_model(config: Config, datasets, plan):
     import keras
 
     import zoo
     from recipes.runtime.train import compile_options
 
-    conditional = {"num_classes": datasets.extras["labelled"].num_classes} if "conditional" in config.model else {}
+    conditional = {"num_classes": datasets.num_classes} if "conditional" in config.model else {}
     try:
         model = zoo.build(config.model, latent_dim=config.latent_dim, image_shape=datasets.input_shape,
-                          width=config.width, pixel_max=datasets.extras["pixel_max"],
+                          width=config.width, pixel_max=datasets.pixel_max,
                           label_smoothing=config.label_smoothing, seed=config.seed, **conditional)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"--model {config.model!r} is not a GAN the gan recipe can train ({error}); "
@@ -110,9 +88,6 @@ def build_model(config: Config, datasets):
     optimizer = lambda name: keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, name=name)
     model.compile(d_optimizer=optimizer("d_adam"), g_optimizer=optimizer("g_adam"), **compile_options(config))
     return model
-
-
-GAN_MODELS = ["conditional_dcgan", "dcgan"]
 
 
 def grid_labels(model, columns: int = 10):
@@ -131,75 +106,76 @@ def save_sample_grid(model, path: str, seed: int, pixel_max: float) -> None:
 
     labels = grid_labels(model)
     images = zoo.gan.sample_images(model.generator, 100 if labels is None else len(labels), labels, seed=seed)
-    zoo.gan.save_grid(images, path, pixel_max=pixel_max)
+    zoo.images.save_grid(images, path, pixel_max=pixel_max)
 
 
-def callbacks(config: Config, datasets, run_dir: str) -> list:
+def callbacks(run) -> list:
     """A sample grid from the same noise after every epoch: ``samples/epoch_NNN.png``."""
     import keras
 
     class SampleGrid(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
-            save_sample_grid(self.model, os.path.join(run_dir, "samples", f"epoch_{epoch + 1:03d}.png"),
-                             config.seed, datasets.extras["pixel_max"])
+            os.makedirs(os.path.join(run.output_dir, "samples"), exist_ok=True)
+            save_sample_grid(self.model, os.path.join(run.output_dir, "samples", f"epoch_{epoch + 1:03d}.png"),
+                             run.config.seed, run.datasets.pixel_max)
 
     return [SampleGrid()]
 
 
-def feature_classifier(config: Config, labelled, log=print):
-    """The cnn recipe's convnet trained on the same data, cached: (model, test accuracy)."""
+def feature_classifier(config: Config, datasets, log=print):
+    """mnist_convnet (small_convnet on the digits) trained on the same data as the cnn recipe
+    trains it (Adam 1e-3), cached: (model, test accuracy)."""
     import keras
 
     import zoo
-    from recipes import cnn
     from recipes.runtime import data, files, train
 
     model_name = "small_convnet" if config.dataset == "digits" else "mnist_convnet"
-    folder = config.classifier_dir or os.path.join("runs", "gan", "feature_classifiers")
-    path = os.path.join(folder, f"{model_name}-{config.dataset}-{config.classifier_epochs}ep-seed{config.seed}.keras")
+    epochs, batch_size = config.classifier_epochs, 32 if config.dataset == "digits" else 128
+    folder = config.classifier_dir
+    path = os.path.join(folder, f"{model_name}-{config.dataset}-{epochs}ep-seed{config.seed}.keras")
     if os.path.exists(path) and os.path.exists(path + ".json"):
         return zoo.backbones.load_model(path), files.read_json(path + ".json")["test_accuracy"]
-    cnn_config = cnn.Config(model=model_name, dataset=config.dataset, epochs=config.classifier_epochs,
-                            batch_size=32 if config.dataset == "digits" else 128, seed=config.seed)
-    log(f"[gan] training the feature classifier {model_name} on {config.dataset} for "
-        f"{cnn_config.epochs} epochs (cached in {folder})")
+    log(f"[gan] training the feature classifier {model_name} on {config.dataset} for {epochs} epochs "
+        f"(cached in {folder})")
     keras.utils.set_random_seed(config.seed)
-    model = cnn.build_model(cnn_config, labelled)
-    pipeline = lambda dataset, count, training: data.pipeline(dataset, count, cnn_config.batch_size, training,
-                                                             config.seed)
-    model.fit(pipeline(labelled.train, labelled.num_train, True), epochs=cnn_config.epochs, verbose=config.verbose)
-    accuracy = float(model.evaluate(pipeline(labelled.test, labelled.num_test, False), verbose=0,
+    model = zoo.build(model_name, num_classes=datasets.num_classes, input_shape=datasets.input_shape)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], **train.compile_options(config))
+    pipeline = lambda dataset, count, training: data.pipeline(dataset, count, batch_size, training, config.seed)
+    model.fit(pipeline(datasets.train, datasets.num_train, True), epochs=epochs, verbose=config.verbose)
+    accuracy = float(model.evaluate(pipeline(datasets.test, datasets.num_test, False), verbose=0,
                                     return_dict=True)["accuracy"])
     os.makedirs(folder, exist_ok=True)
     # The workers of a cluster train the same classifier side by side and save it to the same
     # cache: each file through a name of its own and a rename, the model first.
     train.save_model(model, path)
-    files.write_json(path + ".json", {"test_accuracy": accuracy, "config": dataclasses.asdict(cnn_config)}, indent=2)
+    files.write_json(path + ".json", {"test_accuracy": accuracy, "model": model_name, "epochs": epochs,
+                                      "batch_size": batch_size, "learning_rate": 1e-3, "seed": config.seed}, indent=2)
     return model, accuracy
 
 
-def report(model, datasets, config: Config, run_dir: str) -> dict:
+def report(run) -> dict:
     import keras
     import numpy as np
 
     import zoo
 
-    labelled, pixel_max = datasets.extras["labelled"], datasets.extras["pixel_max"]
-    save_sample_grid(model, os.path.join(run_dir, "samples.png"), config.seed, pixel_max)
+    model, datasets, config, run_dir = run.model, run.datasets, run.config, run.output_dir
+    save_sample_grid(model, os.path.join(run_dir, "samples.png"), config.seed, datasets.pixel_max)
     walks = zoo.gan.interpolate(model.generator, steps=10, rows=10 if model.conditional else 4, seed=config.seed)
-    zoo.gan.save_grid(walks, os.path.join(run_dir, "interpolation.png"), pixel_max=pixel_max)
+    zoo.images.save_grid(walks, os.path.join(run_dir, "interpolation.png"), pixel_max=datasets.pixel_max)
 
-    classifier, classifier_accuracy = feature_classifier(config, labelled)
+    classifier, classifier_accuracy = feature_classifier(config, datasets, run.log)
     features = keras.Model(classifier.inputs, classifier.get_layer("dense").output)
     as_arrays = lambda dataset: [np.concatenate(part) for part in zip(*dataset.batch(2048).as_numpy_iterator())]
-    train_images, _ = as_arrays(labelled.train)
-    test_images, test_labels = as_arrays(labelled.test)
+    train_images, _ = as_arrays(datasets.train)
+    test_images, test_labels = as_arrays(datasets.test)
     count = config.fid_samples or len(test_images)
     wanted = np.resize(test_labels, count).astype("int32") if model.conditional else None
     generated = zoo.gan.sample_images(model.generator, count, wanted, seed=config.seed + 1)
     # The same generator before training (same seed, same builder): the distance to beat.
-    untrained = build_model(config, datasets).generator
+    untrained = build_model(config, datasets, run.plan).generator
     embed = lambda images: features.predict(images, batch_size=1000, verbose=0)
     train_features = embed(train_images)
     metrics = {"test_fid": zoo.gan.frechet_distance(embed(generated), train_features),
@@ -211,3 +187,20 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
         predicted = np.argmax(classifier.predict(generated, batch_size=1000, verbose=0), axis=-1)
         metrics["test_class_accuracy"] = float(np.mean(predicted == wanted))
     return metrics
+
+
+RECIPE = Recipe(
+    "gan", Config, make_datasets, build_model, report=report, callbacks=callbacks, presets=PRESETS,
+    publish=("samples.png", "interpolation.png"), doc=__doc__,
+    columns={
+        "test_fid": "GANs: Frechet distance between generated and training images in the penultimate features of "
+                    "a convnet trained on the same data (not Inception's: compare within this table only)",
+        "real_fid, untrained_fid": "GANs: the same distance for the real test images (the floor) and for the "
+                                   "generator before training (the ceiling)",
+        "test_class_accuracy": "conditional GANs: how often that convnet classifies a generated image as the "
+                               "class it was generated for",
+        "classifier_accuracy": "GANs: test accuracy of the convnet whose features the distances use",
+        "test_d_loss, test_g_loss, test_real_score, test_fake_score": "GANs: discriminator and generator losses "
+            "and the discriminator's mean probability of 'real' for real and generated test-sized batches",
+        "latent_dim, width": "GANs: noise size, and the filters of the widest discriminator layer"},
+    summary="GANs: DCGAN and a class-conditional DCGAN on MNIST, scored by a Frechet distance")

@@ -1,29 +1,17 @@
 """The TensorFlow Playground, reproduced: small feed-forward networks on 2-D point sets.
 
-    zoo run mlp                                         # circle, the Playground's defaults
+    zoo run mlp                                  # circle, the Playground's defaults: 98.8% in about 75 s
     zoo run mlp --dataset spiral --features x1,x2,x1_sq,x2_sq,x1_x2,sin_x1,sin_x2 --hidden-units 8,8,6
-    zoo run mlp --dataset reg_plane --loss arctan       # regression, arctan error
-    zoo run mlp --quick                                 # spiral, all features, seconds
+    zoo run mlp --dataset reg_plane --loss arctan  # regression, arctan error
+    zoo run mlp --quick                          # spiral, all features, seconds
 
-The data sets are generated the way tensorflow/playground's ``src/dataset.ts`` does:
-circle (a disc of radius 2.5 against a ring from 3.5 to 5, with noise flipping labels
-near the border), xor, two Gaussians, two interleaved spirals, and the regression sets
-plane and six-Gaussians. Defaults are the Playground's: 500 points (1200 for regression),
-half for training, features x1 and x2, network [4, 2] with tanh, plain SGD with learning
-rate 0.03 and batch size 10. Classification uses a softmax output and cross-entropy
-rather than the Playground's tanh output and squared error, so it is a standard
-``num_classes=2`` classifier; the squared, root-squared, absolute and arctan errors are
-the losses of the regression sets.
-
-Measured with the defaults on 2 shared CPU cores (results/mlp.csv): circle 98.8%, xor
-100%, gauss 100% test accuracy in about 75 s each (100 epochs); circle with noise 0.25
-81.6%. The default network and features cannot separate the spiral (58.8%); all seven
-features and [8, 8, 6] reach 97.6% in 300 epochs (4 minutes). On reg_plane the test RMSE
-is 0.034. Each run writes ``decision_boundary.png``, the Playground's picture of the
-learned function, and the runtime copies it to ``results/mlp/``.
-
-Speed: an epoch here is 25 steps of 10 points, so Keras's per-epoch work (evaluation on
-the test half, TensorBoard, the resume checkpoint) costs more than the training itself.
+The data sets are generated the way tensorflow/playground's ``src/dataset.ts`` does: circle,
+xor, two Gaussians, two spirals, and the regression sets plane and six Gaussians. Defaults are
+the Playground's: 500 points (1200 for regression: ``--dataset reg_plane`` applies its
+preset), half for training, features x1 and x2, network [4, 2] with tanh, SGD at 0.03,
+batch 10. Classification uses a softmax output and cross-entropy rather than the Playground's
+tanh output and squared error. Each run draws ``decision_boundary.png`` (copied to
+``results/mlp/``).
 """
 
 from __future__ import annotations
@@ -33,6 +21,7 @@ import math
 from typing import Literal
 
 from recipes.runtime.config import RunConfig
+from recipes.runtime.recipe import Recipe
 
 CLASSIFICATION = ("circle", "xor", "gauss", "spiral")
 REGRESSION = ("reg_plane", "reg_gauss")
@@ -44,22 +33,26 @@ class Config(RunConfig):
     model: str = "playground"
     dataset: Literal["circle", "xor", "gauss", "spiral", "reg_plane", "reg_gauss"] = "circle"
     noise: float = 0.0  # the Playground's noise slider / 100, from 0 to 0.5
-    num_samples: int = 0  # 0: the Playground's 500 points (1200 for regression)
+    num_samples: int = 500  # the Playground's 500 points (its regression sets' presets: 1200)
     train_fraction: float = 0.5  # the Playground's "ratio of training to test data"
     features: tuple[str, ...] = ("x1", "x2")  # any of x1 x2 x1_sq x2_sq x1_x2 sin_x1 sin_x2
     hidden_units: tuple[int, ...] = (4, 2)
     activation: Literal["linear", "sigmoid", "tanh", "relu"] = "tanh"
     regularization: Literal["none", "l1", "l2"] = "none"
     regularization_rate: float = 0.0
-    loss: Literal["auto", "crossentropy", "mse", "rmse", "arctan", "mae"] = "auto"  # auto: cross-entropy or mse
+    loss: Literal["crossentropy", "mse", "rmse", "arctan", "mae"] = "crossentropy"  # regression sets: mse and the others
     epochs: int = 100
     batch_size: int = 10
     learning_rate: float = 0.03
 
 
-QUICK = {"dataset": "spiral", "features": ALL_FEATURES, "hidden_units": (8, 8), "epochs": 60, "validation_freq": 10,
-         "learning_rate": 0.1}
-PUBLISH = ("decision_boundary.png",)  # copied beside the results table
+REGRESSION_PRESET = {"num_samples": 1200, "loss": "mse"}  # the Playground's regression sets
+PRESETS = {
+    "quick": {"dataset": "spiral", "features": ALL_FEATURES, "hidden_units": (8, 8), "epochs": 60,
+              "validation_freq": 10, "learning_rate": 0.1},
+    "reg_plane": {"dataset": "reg_plane", **REGRESSION_PRESET},
+    "reg_gauss": {"dataset": "reg_gauss", **REGRESSION_PRESET},
+}
 
 
 def generate(name: str, count: int, noise: float, rng):
@@ -129,7 +122,7 @@ def make_datasets(config: Config):
     if not 0 < config.train_fraction < 1:
         raise ConfigError(f"train_fraction must be in (0, 1), got {config.train_fraction}")
     regression = config.dataset in REGRESSION
-    count = config.num_samples or (1200 if regression else 500)
+    count = config.num_samples
     rng = np.random.default_rng(config.seed)
     points, labels = generate(config.dataset, count, config.noise, rng)
     order = rng.permutation(count)  # the Playground shuffles, then splits
@@ -139,23 +132,24 @@ def make_datasets(config: Config):
               f"(tensorflow/playground src/dataset.ts, reimplemented)")
     return data.Datasets(data.from_arrays(points[train], labels[train]), data.from_arrays(points[test], labels[test]),
                          config.dataset, source, len(train), len(test), (2,),
-                         0 if regression else 2, [] if regression else ["negative", "positive"])
+                         0 if regression else 2, [] if regression else ["negative", "positive"],
+                         task="regress" if regression else "classify")
 
 
-def build_model(config: Config, datasets):
+def build_model(config: Config, datasets, plan):
     import keras
 
     import zoo
     from recipes.runtime.config import ConfigError
     from recipes.runtime.train import compile_options
 
-    regression = datasets.num_classes == 0
+    regression = datasets.task == "regress"
     rate = config.regularization_rate
     model = zoo.build(config.model, input_shape=(2,), head="regression" if regression else "classification",
                       input_features=config.features, hidden_units=config.hidden_units,
                       activation=config.activation, l1=rate if config.regularization == "l1" else 0.0,
                       l2=rate if config.regularization == "l2" else 0.0)
-    loss_name = config.loss if config.loss != "auto" else ("mse" if regression else "crossentropy")
+    loss_name = config.loss
     if regression == (loss_name == "crossentropy"):
         raise ConfigError(f"loss={loss_name!r} does not fit dataset {config.dataset!r}: classification sets "
                           f"{list(CLASSIFICATION)} take crossentropy, regression sets {list(REGRESSION)} "
@@ -170,7 +164,7 @@ def build_model(config: Config, datasets):
     return model
 
 
-def report(model, datasets, config: Config, run_dir: str) -> dict:
+def report(run) -> dict:
     """Draw the learned function over the plane with the train and test points."""
     import os
 
@@ -179,6 +173,7 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    model, datasets, config = run.model, run.datasets, run.config
     axis_values = np.linspace(-6, 6, 121, dtype="float32")
     grid_x, grid_y = np.meshgrid(axis_values, axis_values)
     grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
@@ -198,6 +193,11 @@ def report(model, datasets, config: Config, run_dir: str) -> dict:
     axis.set_xlim(-6, 6)
     axis.set_ylim(-6, 6)
     figure.tight_layout()
-    figure.savefig(os.path.join(run_dir, "decision_boundary.png"), dpi=100)
+    figure.savefig(os.path.join(run.output_dir, "decision_boundary.png"), dpi=100)
     plt.close(figure)
     return {}
+
+
+RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, presets=PRESETS,
+                publish=("decision_boundary.png",), doc=__doc__,
+                summary="Feed-forward networks on the TensorFlow Playground's data sets")

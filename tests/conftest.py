@@ -114,3 +114,28 @@ def run_cli(*args: str, cwd: str = PROJECT_ROOT, env: dict | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "recipes", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def plan_for(config, datasets, replicas: int = 1):
+    """The ``Plan`` the runtime gives ``build_model`` for ``config`` on ``datasets`` (one worker)."""
+    from recipes.runtime.recipe import Plan
+
+    global_batch = config.batch_size * replicas
+    return Plan(replicas, 1, global_batch, -(-datasets.num_train // global_batch))
+
+
+@pytest.fixture(scope="session")
+def digit_checkpoint(tmp_path_factory):
+    """A small_convnet trained briefly on scikit-learn's digits, saved as the cnn recipe saves."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = digits.images[..., None].astype("float32") * (255.0 / 16.0), digits.target  # 0-255, as recipes give them
+    from zoo import cnn
+
+    model = cnn.small_convnet()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    path = tmp_path_factory.mktemp("checkpoint") / "small_convnet.keras"
+    model.save(path)
+    return str(path), x, y

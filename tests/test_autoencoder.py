@@ -188,13 +188,13 @@ def test_recipe_bad_config_values_give_config_errors():
     with pytest.raises(config_lib.ConfigError, match=r"--dataset got 'cifar10'; expected one of"):
         config_lib.parse_overrides(autoencoder.Config, ["--dataset", "cifar10"])
     config = config_lib.parse_overrides(autoencoder.Config, ["--quick", "--model", "small_convnet"],
-                                        quick_overrides=autoencoder.QUICK)
+                                        presets=autoencoder.PRESETS)
     datasets = autoencoder.make_datasets(config)
     with pytest.raises(config_lib.ConfigError, match=r"not an autoencoder .*'mnist_vae'"):
-        autoencoder.build_model(config, datasets)
-    assert autoencoder.PUBLISH(config_lib.make_config(autoencoder.Config)) == (
+        autoencoder.build_model(config, datasets, None)
+    assert autoencoder.published(config_lib.make_config(autoencoder.Config)) == (
         "reconstructions.png", "latent_scatter.png", "prior_samples.png", "latent_manifold.png")
-    assert autoencoder.PUBLISH(config_lib.make_config(autoencoder.Config, model="mnist_conv_autoencoder")) == (
+    assert autoencoder.published(config_lib.make_config(autoencoder.Config, model="mnist_conv_autoencoder")) == (
         "reconstructions.png", "latent_scatter.png")
 
 

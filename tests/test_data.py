@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from recipes.runtime import data
+from recipes.runtime import data, data_import
 
 
 def test_import_mnist_from_local_raw_files(shared_dataset, tmp_path):
     source = shared_dataset("mnist")
-    manifest = data.import_dataset("mnist", source, str(tmp_path), log=lambda message: None)
+    manifest = data_import.import_dataset("mnist", source, str(tmp_path), log=lambda message: None)
     assert manifest["files"]["train-images-idx3-ubyte.gz"]["matches_tfds"] is False  # recompressed copy
     assert manifest["files"]["t10k-labels-idx1-ubyte.gz"]["matches_tfds"] is True
     assert "train-images-idx3-ubyte.gz sha256 differs" in manifest["source"]
@@ -61,7 +61,7 @@ def mnist_like(request, tmp_path, shared_dataset, monkeypatch):
 
 def test_generated_raw_files_pass_the_content_checks(tmp_path):
     raw = generated_mnist_like(tmp_path)
-    for name, check in data.TFDS_RAW_FILES["mnist"].items():
+    for name, check in data_import.TFDS_RAW_FILES["mnist"].items():
         assert len(check(str(raw / name))) == 64  # a sha256 of the decompressed content
 
 
@@ -70,7 +70,7 @@ def test_truncated_raw_file_is_reported_and_nothing_is_prepared(mnist_like, tmp_
     labels = raw / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:len(labels.read_bytes()) // 2])
     with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
-        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+        data_import.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
     assert not (tmp_path / "tfds" / "mnist").exists()
     assert data.read_manifest(str(tmp_path / "tfds"), "mnist") is None
 
@@ -83,10 +83,10 @@ def test_wrong_content_is_reported(mnist_like, tmp_path):
     with gzip.open(raw / "train-labels-idx1-ubyte.gz", "wb") as handle:
         handle.write(bytes(content))
     with pytest.raises(data.DataError, match="label 42 out of range"):
-        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+        data_import.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
     (raw / "t10k-images-idx3-ubyte.gz").unlink()  # a missing file is named before any is read
     with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz missing in"):
-        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+        data_import.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
 
 
 def test_pixels_that_differ_from_canonical_mnist_are_refused(shared_dataset, tmp_path):
@@ -97,14 +97,14 @@ def test_pixels_that_differ_from_canonical_mnist_are_refused(shared_dataset, tmp
     with gzip.open(raw / "train-images-idx3-ubyte.gz", "wb") as handle:
         handle.write(bytes(content))
     with pytest.raises(data.DataError, match="differs from the known MNIST content"):
-        data.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
+        data_import.import_dataset("mnist", str(raw), str(tmp_path / "tfds"), log=lambda message: None)
 
 
 def test_unknown_dataset_and_missing_folder(tmp_path):
     with pytest.raises(data.DataError, match=r"Cannot import 'svhn'; importable datasets: \['cifar10'"):
-        data.import_dataset("svhn", str(tmp_path), str(tmp_path))
+        data_import.import_dataset("svhn", str(tmp_path), str(tmp_path))
     with pytest.raises(data.DataError, match="is not a directory"):
-        data.import_dataset("mnist", str(tmp_path / "nowhere"), str(tmp_path))
+        data_import.import_dataset("mnist", str(tmp_path / "nowhere"), str(tmp_path))
 
 
 def test_unprepared_dataset_offline_names_the_import_command(tmp_path):
@@ -155,21 +155,17 @@ def test_memory_mapped_arrays_stream_in_chunks_with_the_same_elements_as_in_memo
 
 
 def test_manifest_is_written_atomically(tmp_path):
-    data._write_manifest(str(tmp_path), "x", {"source": "s"})
+    data_import._write_manifest(str(tmp_path), "x", {"source": "s"})
     assert json.loads((tmp_path / data.MANIFEST_DIR / "x.json").read_text()) == {"source": "s"}
     assert os.listdir(tmp_path / data.MANIFEST_DIR) == ["x.json"]
 
 
 def test_import_cifar10_image_folder_and_load_it_through_the_recipe(shared_dataset, tmp_path):
-    import recipes.cnn as cnn
-    from recipes.runtime import config as config_lib
-
-    manifest = data.import_dataset("cifar10", shared_dataset("cifar10_jpeg75"), str(tmp_path),
+    manifest = data_import.import_dataset("cifar10", shared_dataset("cifar10_jpeg75"), str(tmp_path),
                                    log=lambda message: None)
     assert manifest["examples"] == {"train": 50000, "test": 10000}
     assert "not pixel-exact" in manifest["source"]
-    config = config_lib.make_config(cnn.Config, dataset="cifar10", data_dir=str(tmp_path))
-    datasets = cnn.make_datasets(config)
+    datasets = data.image_classification("cifar10", str(tmp_path), seed=42)  # what every recipe calls
     assert (datasets.name, datasets.num_train, datasets.input_shape) == ("cifar10_jpeg75", 50000, (32, 32, 3))
     assert datasets.class_names[:3] == ["airplane", "automobile", "bird"]
     image, label = next(iter(datasets.test))
@@ -188,15 +184,15 @@ def test_an_archive_with_the_wrong_layout_is_refused(tmp_path):
     archive_dir.mkdir()
     (tmp_path / "images.tar.gz").rename(archive_dir / "images.tar.gz")
     with pytest.raises(data.DataError, match=r"train/ holds classes \['cat'\], expected \['airplane'"):
-        data.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)
+        data_import.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)
     assert not (tmp_path / "tfds" / "cifar10_jpeg75").exists()
     (archive_dir / "images.tar.gz").write_bytes(b"\x1f\x8b truncated")
     with pytest.raises(data.DataError, match="could not be unpacked"):
-        data.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)
+        data_import.import_dataset("cifar10", str(archive_dir), str(tmp_path / "tfds"), log=lambda message: None)
 
 
 def test_import_tiny_shakespeare_and_read_its_splits(shared_dataset, tmp_path):
-    manifest = data.import_dataset("tiny_shakespeare", shared_dataset("tiny_shakespeare"), str(tmp_path),
+    manifest = data_import.import_dataset("tiny_shakespeare", shared_dataset("tiny_shakespeare"), str(tmp_path),
                                    log=lambda message: None)
     assert manifest["files"]["input.txt"]["matches_tfds"] is True
     texts, source = data.load_text_corpus("tiny_shakespeare", str(tmp_path))
@@ -208,7 +204,7 @@ def test_import_tiny_shakespeare_and_read_its_splits(shared_dataset, tmp_path):
 
 @pytest.mark.slow  # about a minute: the archive holds 100,000 reviews, and tfds prepares them all
 def test_import_imdb_reviews(shared_dataset, tmp_path):
-    manifest = data.import_dataset("imdb_reviews", shared_dataset("imdb_reviews"), str(tmp_path),
+    manifest = data_import.import_dataset("imdb_reviews", shared_dataset("imdb_reviews"), str(tmp_path),
                                    log=lambda message: None)
     assert "aclImdb_v1.tar.gz sha256 differs" in manifest["source"]  # repacked copy, content verified
     train, test, num_train, num_test, class_names, _ = data.load_text_classification("imdb_reviews", str(tmp_path))
@@ -225,7 +221,7 @@ def test_broken_imdb_archives_are_reported(tmp_path):
     truncated.parent.mkdir()
     truncated.write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 100)
     with pytest.raises(data.DataError, match="could not be read as a .tar.gz archive"):
-        data.import_dataset("imdb_reviews", str(truncated.parent), str(tmp_path / "tfds"), log=lambda m: None)
+        data_import.import_dataset("imdb_reviews", str(truncated.parent), str(tmp_path / "tfds"), log=lambda m: None)
     partial = tmp_path / "partial" / "aclImdb_v1.tar.gz"  # the right layout, far too few reviews
     partial.parent.mkdir()
     with tarfile.open(partial, "w:gz") as tar:
@@ -234,11 +230,11 @@ def test_broken_imdb_archives_are_reported(tmp_path):
         member.size = len(review)
         tar.addfile(member, io.BytesIO(review))
     with pytest.raises(data.DataError, match="review counts .* this is not the aclImdb_v1 archive"):
-        data.import_dataset("imdb_reviews", str(partial.parent), str(tmp_path / "tfds"), log=lambda m: None)
+        data_import.import_dataset("imdb_reviews", str(partial.parent), str(tmp_path / "tfds"), log=lambda m: None)
     assert data.read_manifest(str(tmp_path / "tfds"), "imdb_reviews") is None
 
 
 def test_text_that_is_not_utf8_is_reported(tmp_path):
     (tmp_path / "input.txt").write_bytes(b"\xff\xfe" * 1000)
     with pytest.raises(data.DataError, match="is not UTF-8 text"):
-        data.import_dataset("tiny_shakespeare", str(tmp_path), str(tmp_path / "tfds"), log=lambda m: None)
+        data_import.import_dataset("tiny_shakespeare", str(tmp_path), str(tmp_path / "tfds"), log=lambda m: None)

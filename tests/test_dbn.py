@@ -13,6 +13,7 @@ import zoo
 from recipes import dbn as recipe
 from recipes.runtime import config as config_lib
 from recipes.runtime import data, train
+from tests.conftest import plan_for
 from tests.test_recipes import Interrupt, InterruptAfterFirstEpoch, quick_row_on_two_replicas
 
 
@@ -32,7 +33,7 @@ def cd_steps(rbm, visible, steps, batch_size=32, seed=0):
 
 
 def quick_config(tmp_path, **overrides):
-    values = {**recipe.QUICK, "strategy": "cpu", "verbose": 0, "output_dir": str(tmp_path / "run"),
+    values = {**recipe.PRESETS["quick"], "strategy": "cpu", "verbose": 0, "output_dir": str(tmp_path / "run"),
               "results_dir": str(tmp_path / "results"), **overrides}
     return config_lib.make_config(recipe.Config, **values)
 
@@ -95,7 +96,7 @@ def test_pretraining_then_fine_tuning_classifies_digits(tmp_path):
     config = quick_config(tmp_path)
     datasets = recipe.make_datasets(config)
     keras.utils.set_random_seed(0)
-    model = recipe.build_model(config, datasets)
+    model = recipe.build_model(config, datasets, plan_for(config, datasets))
     messages = []
     rbms = recipe.pretrain(model, datasets, config, str(tmp_path), log=messages.append)
     errors = [np.load(tmp_path / f"rbm_{index}.npz")["errors"] for index in range(len(rbms))]
@@ -114,10 +115,10 @@ def test_pretraining_then_fine_tuning_classifies_digits(tmp_path):
 def test_an_interrupted_run_resumes_after_its_finished_rbms(tmp_path, capsys):
     config = quick_config(tmp_path, epochs=2, pretrain_epochs=2, scratch=False)
     with pytest.raises(Interrupt):
-        train.run("dbn", recipe, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+        train.run(recipe.RECIPE, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
     assert (tmp_path / "run" / "backup" / "rbm_1.npz").exists()
     capsys.readouterr()
-    row = train.run("dbn", recipe, config, log=lambda message: None)
+    row = train.run(recipe.RECIPE, config, log=lambda message: None)
     assert capsys.readouterr().out.count("reused from") == 2
     assert row["epochs"] == 2 and row["test_accuracy"] > 0.3
     assert row["pretrain_seconds"] > 0 and row["reconstruction_error_2"] > 0
@@ -150,13 +151,13 @@ def test_bad_sizes_and_settings_fail_clearly(tmp_path):
             quick_config(tmp_path, **{field: value})
     config = quick_config(tmp_path, model="mlp_small")
     with pytest.raises(config_lib.ConfigError, match="not a DBN"):
-        recipe.build_model(config, recipe.make_datasets(config))
+        recipe.build_model(config, recipe.make_datasets(config), None)
     # Pixels beyond the dataset's stated maximum would give the RBMs values above 1.
     config = quick_config(tmp_path)
     datasets = recipe.make_datasets(config)
     datasets.train = datasets.train.map(lambda image, label: (image * 16.0, label))
     with pytest.raises(config_lib.ConfigError, match=r"inputs in \[0, 1\]"):
-        recipe.pretrain(recipe.build_model(config, datasets), datasets, config, str(tmp_path))
+        recipe.pretrain(recipe.build_model(config, datasets, plan_for(config, datasets)), datasets, config, str(tmp_path))
 
 
 @pytest.mark.slow  # about two minutes; tests/test_recipes.py runs the same quick mode for its row checks

@@ -5,17 +5,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import recipes
+from recipes import deepdream
 from recipes.runtime import config as config_lib
 from recipes.runtime import results, train
 from recipes.runtime.data import DataError
 from tests.conftest import assert_handled_failure, run_cli
 
-deepdream = recipes.load("deepdream")
 
 
 def make_config(tmp_path, **values):
-    return config_lib.make_config(deepdream.Config, **{**deepdream.QUICK, "quick": True, "strategy": "cpu",
+    return config_lib.make_config(deepdream.Config, **{**deepdream.PRESETS["quick"], "quick": True, "strategy": "cpu",
                                                        "output_dir": str(tmp_path / "run"),
                                                        "results_dir": str(tmp_path / "results"), **values})
 
@@ -37,7 +36,7 @@ def test_quick_mode_on_two_replicas_amplifies_the_layers_and_publishes(tmp_path)
     # --quick shrinks the 300x451 photo to 64x96; the dream has that size, the comparison both side by side.
     assert Image.open(tmp_path / "run" / "dream.png").size == (96, 64)
     assert Image.open(tmp_path / "run" / "comparison.png").size == (2 * 96 + 8, 64)
-    for artifact in deepdream.PUBLISH:
+    for artifact in deepdream.RECIPE.published(None):
         assert (tmp_path / "results" / "deepdream" / train.published_name(row, artifact)).exists()
     assert (tmp_path / "run" / "config.json").exists()
 
@@ -48,7 +47,7 @@ def test_an_image_file_of_any_size_and_mode_dreams_at_its_own_size(tmp_path):
     path = tmp_path / "camera crop.png"
     Image.fromarray(skimage.data.camera()[100:177, 150:253]).save(path)  # grey, 77x103: odd sizes
     config = make_config(tmp_path, image=str(path), max_side=0, steps=5)
-    row = deepdream.run(config, command="test", log=lambda message: None)
+    row = train.run(deepdream.RECIPE, config, command="test", log=lambda message: None)
     dreamt = Image.open(tmp_path / "run" / "dream.png")
     assert (dreamt.size, dreamt.mode) == ((103, 77), "RGB")
     assert row["dataset"] == "camera crop" and "sha256" in row["dataset_source"]
@@ -68,7 +67,7 @@ def test_octaves_shrink_by_the_scale_and_end_at_the_image_size():
 def test_settings_that_do_not_apply_or_are_out_of_range_are_refused():
     with pytest.raises(config_lib.ConfigError, match="--batch-size does not apply to deepdream"):
         config_lib.make_config(deepdream.Config, batch_size=8)
-    with pytest.raises(config_lib.ConfigError, match=r"--epochs is set by --octaves \(4\)"):
+    with pytest.raises(config_lib.ConfigError, match="--epochs is set by --octaves"):
         config_lib.make_config(deepdream.Config, epochs=10)
     with pytest.raises(config_lib.ConfigError, match="--octave-scale > 1"):
         config_lib.make_config(deepdream.Config, octave_scale=1.0)

@@ -153,7 +153,7 @@ def test_quick_mode_takes_each_model_s_learning_rate_unless_one_is_given():
     from recipes.runtime.config import ConfigError, parse_overrides
 
     module = recipes.load("gan")
-    rate = lambda *argv: parse_overrides(module.Config, list(argv), quick_overrides=module.QUICK).learning_rate
+    rate = lambda *argv: parse_overrides(module.config, list(argv), presets=module.presets).learning_rate
     assert rate("--quick") == 2e-4 and rate("--quick", "--model", "conditional_dcgan") == 1e-3
     assert rate("--quick", "--model", "conditional_dcgan", "--learning-rate", "5e-4") == 5e-4
     assert rate() == 2e-4  # full mode: Radford et al.'s

@@ -73,7 +73,7 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
     assert row["samples_per_second"] > 0 and row["train_seconds"] > 0
     check_quick_quality(recipe, row)
     module = recipes.load(recipe)
-    trains = not hasattr(module, "run")  # a recipe with its own run (deepdream) trains no model
+    trains = module.evaluate  # a recipe that trains nothing (deepdream) has no test split
     artifacts = ["model.keras", "history.csv", "curves.png", "config.json"] if trains else ["config.json"]
     if trains and recipe not in ("gan", "autoencoder"):  # these predict no classes
         artifacts.append("confusion_matrix.png")
@@ -82,8 +82,8 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
     if trains:
         assert os.listdir(run_dirs[0] / "tensorboard")
     assert not (run_dirs[0] / "backup").exists()  # removed once training finished
-    config = config_lib.parse_overrides(module.Config, ["--quick"], quick_overrides=getattr(module, "QUICK", None))
-    for artifact in train.published_artifacts(module, config):
+    config = config_lib.parse_overrides(module.config, ["--quick"], presets=module.presets)
+    for artifact in module.published(config):
         assert (folder / "results" / recipe / train.published_name(row, artifact)).exists()
     assert "## " + recipe in (folder / "results" / "README.md").read_text()
 
@@ -91,11 +91,11 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
 def test_cnn_recipe_through_tfds_under_mock_data(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
     module = recipes.load("cnn")
-    config = config_lib.make_config(module.Config, epochs=1, batch_size=16, strategy="cpu", verbose=0,
+    config = config_lib.make_config(module.config, epochs=1, batch_size=16, strategy="cpu", verbose=0,
                                     data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "run"),
                                     results_dir=str(tmp_path / "results"))
     with tfds.testing.mock_data(num_examples=64):
-        row = train.run("cnn", module, config, command="test", log=lambda message: None)
+        row = train.run(module, config, command="test", log=lambda message: None)
     assert (row["dataset"], row["model"], row["epochs"]) == ("mnist", "mnist_convnet", 1)
     assert row["dataset_source"].startswith("tfds mnist")
     assert len(results.read_csv(tmp_path / "results" / "cnn.csv")) == 1
@@ -121,11 +121,11 @@ class RecordEpochs(__import__("keras").callbacks.Callback):
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=4, strategy="cpu", verbose=0, dataset="xor",
+    config = config_lib.make_config(module.config, epochs=4, strategy="cpu", verbose=0, dataset="xor",
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     started = time.perf_counter()
     with pytest.raises(Interrupt):
-        train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+        train.run(module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
     first_invocation = time.perf_counter() - started
     assert (tmp_path / "run" / "backup").is_dir()
     first_epoch = json.loads((tmp_path / "run" / "backup" / "zoo_training_seconds.json").read_text())
@@ -133,7 +133,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert not (tmp_path / "results" / "mlp.csv").exists()
     recorder = RecordEpochs()
     messages = []
-    row = train.run("mlp", module, config, extra_callbacks=[recorder], log=messages.append)
+    row = train.run(module, config, extra_callbacks=[recorder], log=messages.append)
     assert recorder.epochs == [1, 2, 3]
     assert any("resuming from the checkpoint" in message for message in messages)
     assert row["epochs"] == 4
@@ -181,18 +181,18 @@ def test_a_run_interrupted_in_epoch_two_resumes_into_a_complete_history(interrup
     its previous copy whole; Keras falls back to that copy (epoch 1), and the history row and
     clock of epoch 2, written before the checkpoint, are cut back to match."""
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=3, strategy="cpu", verbose=0, dataset="xor",
+    config = config_lib.make_config(module.config, epochs=3, strategy="cpu", verbose=0, dataset="xor",
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     interrupt = InterruptAt(2, validating=interruption == "during validation")
     with pytest.raises(Interrupt):
-        train.run("mlp", module, config, extra_callbacks=[interrupt], log=lambda message: None)
+        train.run(module, config, extra_callbacks=[interrupt], log=lambda message: None)
     backup = tmp_path / "run" / "backup"
     if interruption.startswith("mid-save"):  # the weights cut off, or the epoch file Keras writes after them
         assert pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0, 1]
         latest = backup / ("latest.weights.h5" if interruption == "mid-save" else "training_metadata.json")
         latest.write_bytes(latest.read_bytes()[:7])
     recorder = RecordEpochs()
-    row = train.run("mlp", module, config, extra_callbacks=[recorder], log=lambda message: None)
+    row = train.run(module, config, extra_callbacks=[recorder], log=lambda message: None)
     assert recorder.epochs == [1, 2]  # epoch 2 again, from epoch 1's checkpoint
     assert row["epochs"] == 3
     assert pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0, 1, 2]
@@ -231,7 +231,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_saved_models_score(tmp_path):
     row = results.read_csv(tmp_path / "results" / "cnn.csv").iloc[0]
     assert row["epochs"] == 3 and pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [0, 1, 2]
     module = recipes.load("cnn")
-    config = config_lib.parse_overrides(module.Config, ["--quick"], quick_overrides=module.QUICK)
+    config = config_lib.parse_overrides(module.config, ["--quick"], presets=module.presets)
     assert row["test_accuracy"] == pytest.approx(saved_model_score(tmp_path, module, config), abs=1e-6)
     assert row["test_accuracy"] * 450 == pytest.approx(round(row["test_accuracy"] * 450), abs=1e-3)  # whole split
 
@@ -270,19 +270,19 @@ def test_nan_loss_in_custom_train_steps_and_phases_on_two_replicas(recipe, optio
 
 def test_config_json_records_the_resolved_configuration(tmp_path):
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=1, strategy="cpu", verbose=0,
+    config = config_lib.make_config(module.config, epochs=1, strategy="cpu", verbose=0,
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
-    row = train.run("mlp", module, config, log=lambda message: None)
+    row = train.run(module, config, log=lambda message: None)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["hidden_units"] == [4, 2] and saved["row"]["date"] == row["date"]
 
 
 def test_validation_freq_evaluates_every_nth_and_the_last_epoch(tmp_path):
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=5, validation_freq=2, strategy="cpu", verbose=0,
+    config = config_lib.make_config(module.config, epochs=5, validation_freq=2, strategy="cpu", verbose=0,
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     assert train.validation_epochs(config) == [2, 4, 5]
-    train.run("mlp", module, config, log=lambda message: None)
+    train.run(module, config, log=lambda message: None)
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["val_loss"].notna().tolist() == [False, True, False, True, True]
     config.validation_freq = 0
@@ -295,9 +295,9 @@ def test_tracking_mlflow_logs_params_metrics_and_artifacts(tmp_path, monkeypatch
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a plain folder store, no database needed
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=1, strategy="cpu", verbose=0, tracking="mlflow",
+    config = config_lib.make_config(module.config, epochs=1, strategy="cpu", verbose=0, tracking="mlflow",
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
-    row = train.run("mlp", module, config, log=lambda message: None)
+    row = train.run(module, config, log=lambda message: None)
     runs = mlflow.search_runs(experiment_names=["mlp"], output_format="list")
     assert len(runs) == 1
     logged = runs[0].data
@@ -312,18 +312,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     settings = dict(epochs=3, strategy="cpu", verbose=0, dataset="reg_plane", output_dir=str(tmp_path / "run"),
                     results_dir=str(tmp_path / "results"))
     with pytest.raises(Interrupt):
-        train.run("mlp", module, config_lib.make_config(module.Config, **settings),
+        train.run(module, config_lib.make_config(module.config, **settings),
                   extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
-    other = config_lib.make_config(module.Config, **settings, loss="arctan")
+    other = config_lib.make_config(module.config, **settings, loss="arctan")
     with pytest.raises(train.ResumeError, match=r"other settings \(loss: 'auto' -> 'arctan'\)"):
-        train.run("mlp", module, other, log=lambda message: None)
+        train.run(module, other, log=lambda message: None)
     # A checkpoint from before a config field existed resumes when the field is at its default.
     settings_path = tmp_path / "run" / "backup" / "zoo_settings.json"
     saved = json.loads(settings_path.read_text())
     del saved["learning_rate"]
     settings_path.write_text(json.dumps(saved))
-    longer = config_lib.make_config(module.Config, **{**settings, "epochs": 4})  # more epochs may resume
-    assert train.run("mlp", module, longer, log=lambda message: None)["epochs"] == 4
+    longer = config_lib.make_config(module.config, **{**settings, "epochs": 4})  # more epochs may resume
+    assert train.run(module, longer, log=lambda message: None)["epochs"] == 4
 
 
 def test_an_evaluation_whose_input_ends_early_writes_no_row(tmp_path):
@@ -346,28 +346,28 @@ def test_an_evaluation_whose_input_ends_early_writes_no_row(tmp_path):
 @pytest.mark.parametrize("side_file", ["zoo_training_seconds.json", "zoo_settings.json"])
 def test_a_side_file_cut_off_mid_write_gets_a_clear_message(side_file, tmp_path):
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=3, strategy="cpu", verbose=0,
+    config = config_lib.make_config(module.config, epochs=3, strategy="cpu", verbose=0,
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     with pytest.raises(Interrupt):
-        train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+        train.run(module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
     path = tmp_path / "run" / "backup" / side_file
     path.write_text(path.read_text()[:7])
     with pytest.raises(train.ResumeError, match=f"{side_file} is truncated or not JSON.* Delete .*backup to start"):
-        train.run("mlp", module, config, log=lambda message: None)
+        train.run(module, config, log=lambda message: None)
     assert not (tmp_path / "results").exists()
 
 
 def test_a_checkpoint_cut_off_mid_write_gets_a_clear_message(tmp_path):
     module = recipes.load("mlp")
-    config = config_lib.make_config(module.Config, epochs=3, strategy="cpu", verbose=0,
+    config = config_lib.make_config(module.config, epochs=3, strategy="cpu", verbose=0,
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     with pytest.raises(Interrupt):
-        train.run("mlp", module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
+        train.run(module, config, extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
     backup = tmp_path / "run" / "backup"
     for weights in backup.glob("*.weights.h5*"):
         weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(train.ResumeError, match="cannot be read .* Delete .*backup to start the run over"):
-        train.run("mlp", module, config, log=lambda message: None)
+        train.run(module, config, log=lambda message: None)
     assert not (tmp_path / "results").exists()
 
 
@@ -409,11 +409,11 @@ def test_rnn_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
     module = recipes.load("rnn")
-    config = config_lib.make_config(module.Config, dataset="imdb_reviews", epochs=1, units=(8,), vocab_size=200,
+    config = config_lib.make_config(module.config, dataset="imdb_reviews", epochs=1, units=(8,), vocab_size=200,
                                     sequence_length=16, strategy="cpu", verbose=0, data_dir=str(tmp_path / "tfds"),
                                     output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     with tfds.testing.mock_data(num_examples=64):
-        row = train.run("rnn", module, config, command="test", log=lambda message: None)
+        row = train.run(module, config, command="test", log=lambda message: None)
     assert (row["dataset"], row["model"], row["epochs"]) == ("imdb_reviews", "imdb_bilstm-8", 1)
     text_model = keras.models.load_model(tmp_path / "run" / "text_model.keras")
     assert text_model.predict(np.array(["a review in words"], dtype=object), verbose=0).shape == (1, 2)
@@ -444,12 +444,12 @@ def test_transformer_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatc
 
     monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
     module = recipes.load("transformer")
-    config = config_lib.make_config(module.Config, dataset="imdb_reviews", epochs=1, model="transformer_classifier_tiny",
+    config = config_lib.make_config(module.config, dataset="imdb_reviews", epochs=1, model="transformer_classifier_tiny",
                                     vocab_size=200, sequence_length=16, strategy="cpu", verbose=0,
                                     data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "run"),
                                     results_dir=str(tmp_path / "results"))
     with tfds.testing.mock_data(num_examples=64):
-        row = train.run("transformer", module, config, command="test", log=lambda message: None)
+        row = train.run(module, config, command="test", log=lambda message: None)
     assert (row["dataset"], row["model"], row["epochs"]) == ("imdb_reviews", "transformer_classifier_tiny", 1)
     assert row["flops_per_example"] > 0 and row["tokens_per_second"] > 0
     text_model = keras.models.load_model(tmp_path / "run" / "text_model.keras")
@@ -459,10 +459,10 @@ def test_transformer_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatc
 def test_transformer_bad_settings_exit_with_a_clear_message(tmp_path):
     module = recipes.load("transformer")
     with pytest.raises(config_lib.ConfigError, match=r"--dropout must be in \[0, 1\); got 1.5"):
-        config_lib.make_config(module.Config, quick=True, dropout=1.5)
-    assert config_lib.make_config(module.Config, dropout=0.0).dropout == 0.0  # 0 is kept, not the default
-    assert config_lib.make_config(module.Config).dropout == 0.1
-    config = config_lib.make_config(module.Config, quick=True, dataset="sklearn_docs", patch_size=4)
+        config_lib.make_config(module.config, quick=True, dropout=1.5)
+    assert config_lib.make_config(module.config, dropout=0.0).dropout == 0.0  # 0 is kept, not the default
+    assert config_lib.make_config(module.config).dropout == 0.1
+    config = config_lib.make_config(module.config, quick=True, dataset="sklearn_docs", patch_size=4)
     with pytest.raises(config_lib.ConfigError, match="--patch-size applies to the Vision Transformer"):
         module.build_model(config, module.make_datasets(config))
     # End to end: a model made for another task exits 2 with the reason and writes no row.

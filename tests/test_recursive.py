@@ -188,12 +188,12 @@ def test_rnn_quick_mode_trains_imdb_recursive_on_two_replicas(tmp_path):
 def test_rnn_sentiment_with_a_recursive_model_under_mock_data(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
     module = recipes.load("rnn")
-    config = config_lib.make_config(module.Config, dataset="imdb_reviews", model="recursive_tiny", epochs=1,
+    config = config_lib.make_config(module.config, dataset="imdb_reviews", model="recursive_tiny", epochs=1,
                                     vocab_size=200, sequence_length=16, strategy="cpu", verbose=0,
                                     data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "run"),
                                     results_dir=str(tmp_path / "results"))
     with tfds.testing.mock_data(num_examples=64):
-        row = train.run("rnn", module, config, command="test", log=lambda message: None)
+        row = train.run(module, config, command="test", log=lambda message: None)
     assert (row["dataset"], row["model"], row["epochs"]) == ("imdb_reviews", "recursive_tiny", 1)
     text_model = keras.models.load_model(tmp_path / "run" / "text_model.keras")
     assert text_model.predict(np.array(["a review in words"], dtype=object), verbose=0).shape == (1, 2)

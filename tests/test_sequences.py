@@ -26,9 +26,9 @@ def test_sklearn_docs_corpus_is_real_text_split_in_order():
 
 def test_forecast_windows_hold_out_the_end_of_the_series():
     datasets = sequences.forecast_windows("co2", window=52, horizon=12)
-    series, split = datasets.extras["series"], datasets.extras["split"]
+    series, split = datasets.series.values, datasets.series.split
     assert not np.isnan(series).any()  # the 59 missing weeks are interpolated
-    x_test, y_test = datasets.extras["x_test"], datasets.extras["y_test"]
+    x_test, y_test = datasets.series.x_test, datasets.series.y_test
     # The first test window forecasts the first held-out weeks from the 52 weeks before them.
     np.testing.assert_array_equal(y_test[0], series[split:split + 12])
     np.testing.assert_array_equal(x_test[0, :, 0], series[split - 52:split])
@@ -48,7 +48,7 @@ def test_random_windows_are_shifted_crops_that_change_between_epochs():
     from recipes.runtime import data
 
     datasets = sequences.character_windows("sklearn_docs", "", 32, random_offsets=True)
-    text_ids = datasets.extras["vocabulary"].encode(sequences.sklearn_docs_corpus()[0]["train"])
+    text_ids = datasets.vocabulary.encode(sequences.sklearn_docs_corpus()[0]["train"])
     assert datasets.num_train == (len(text_ids) - 1) // 32 - 1
     batches = data.pipeline(datasets.train, datasets.num_train, 64, training=True, seed=0,
                             batch_map=datasets.train_batch_map)

@@ -5,13 +5,13 @@ Run them with `make test-slow`; they need the raw MNIST files (ZOO_SHARED_DATASE
 
 import pytest
 
-from recipes.runtime import data, results
+from recipes.runtime import data_import, results
 from tests.conftest import run_cli
 
 
 @pytest.mark.slow
 def test_full_mnist_convnet_reaches_99_2_percent(shared_dataset, tmp_path):
-    data.import_dataset("mnist", shared_dataset("mnist"), str(tmp_path / "tfds"), log=lambda message: None)
+    data_import.import_dataset("mnist", shared_dataset("mnist"), str(tmp_path / "tfds"), log=lambda message: None)
     result = run_cli("run", "cnn", "--data-dir", str(tmp_path / "tfds"), "--results-dir", str(tmp_path / "results"),
                      "--output-dir", str(tmp_path / "run"), timeout=3 * 3600)
     assert result.returncode == 0, result.stderr[-3000:]

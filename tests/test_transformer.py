@@ -83,15 +83,17 @@ def test_attention_dropout_is_its_own_setting_and_survives_saving(tmp_path):
 
 
 def test_language_model_context_defaults_to_the_models_own():
+    import zoo
     from recipes import transformer
-    from recipes.runtime.config import ConfigError
+    from recipes.runtime.config import ConfigError, parse_overrides
 
-    assert [transformer.model_context(name) for name in ("char_gpt_tiny", "char_gpt_small", "char_gpt_base")] \
-        == [32, 128, 256]
-    config = transformer.Config(dataset="tiny_shakespeare", quick=True, model="char_gpt_small")
-    datasets = transformer.make_datasets(config)  # scikit-learn's docs as the quick corpus
-    assert config.sequence_length == 128 and datasets.input_shape == (128,)
-    config = transformer.Config(dataset="tiny_shakespeare", quick=True, model="char_gpt_small", sequence_length=48)
+    # The preset's context per model is the one each registered GPT is built for.
+    for name, context in transformer.MODEL_CONTEXT.items():
+        assert zoo.build(name).input_shape[1] == context
+    resolve = lambda *argv: parse_overrides(transformer.Config, list(argv), presets=transformer.PRESETS)
+    assert resolve("--dataset", "tiny_shakespeare").sequence_length == 128  # char_gpt_small's
+    assert resolve("--dataset", "tiny_shakespeare", "--model", "char_gpt_base").sequence_length == 256
+    config = resolve("--dataset", "sklearn_docs", "--model", "char_gpt_small", "--sequence-length", "48")
     assert transformer.make_datasets(config).input_shape == (48,)  # a set length wins
-    with pytest.raises(ConfigError, match="not a language model"):
-        transformer.model_context("transformer_classifier_tiny")
+    with pytest.raises(ConfigError, match="sets sequence_length by model"):
+        resolve("--dataset", "tiny_shakespeare", "--model", "transformer_classifier_tiny")

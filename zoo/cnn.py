@@ -83,8 +83,8 @@ def mnist_convnet(num_classes=10, input_shape=(28, 28, 1), **kwargs) -> keras.Mo
 
 @register_model
 def small_convnet(num_classes=10, input_shape=(8, 8, 1), **kwargs) -> keras.Model:
-    """A narrow convnet (Conv16-Conv32-Dense64) for 8x8 digits and quick runs."""
-    kwargs = {"filters": (16, 32), "dense_units": 64, "input_scale": 1 / 16, **kwargs}
+    """A narrow convnet (Conv16-Conv32-Dense64) for 8x8 digits (in 0-255, as the recipes give them) and quick runs."""
+    kwargs = {"filters": (16, 32), "dense_units": 64, **kwargs}
     return convnet(num_classes=num_classes, input_shape=input_shape, name="small_convnet", **kwargs)
 
 

@@ -238,7 +238,7 @@ def mnist_dbn(num_classes=10, input_shape=(28, 28, 1), **kwargs) -> keras.Model:
 
 
 @register_model
-def dbn_tiny(num_classes=10, input_shape=(8, 8, 1), input_scale=1 / 16, **kwargs) -> keras.Model:
-    """64-64-64-10 for scikit-learn's 8x8 digits (pixels 0-16): tests and quick runs."""
+def dbn_tiny(num_classes=10, input_shape=(8, 8, 1), input_scale=1 / 255, **kwargs) -> keras.Model:
+    """64-64-64-10 for scikit-learn's 8x8 digits (in 0-255, as the recipes give them): tests and quick runs."""
     return dbn(kwargs.pop("hidden_units", (64, 64)), num_classes, input_shape, input_scale, name="dbn_tiny",
                **kwargs)

@@ -3,8 +3,9 @@
 Every recipe's ``Config`` subclasses ``RunConfig``, so each recipe inherits the common
 options (seed, epochs, batch size, learning rate, mixed precision, XLA, strategy, data
 and output folders). ``parse_overrides`` turns ``--field value`` pairs into a config with
-types checked; an unknown field is rejected with the list of valid ones. This module
-imports no TensorFlow, so ``zoo run cnn --help`` answers at once.
+types checked, on top of the recipe's named presets (``recipes/runtime/presets.py``); an
+unknown field is rejected with the list of valid ones. This module imports no TensorFlow,
+so ``zoo run cnn --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "cpu")
 TRACKERS = ("none", "mlflow")
@@ -27,6 +28,9 @@ class ConfigError(ValueError):
 @dataclasses.dataclass
 class RunConfig:
     """Options every recipe inherits."""
+
+    # Inherited options a recipe does not use, -> why (shown when one is given; hidden from --help).
+    NOT_APPLICABLE: ClassVar[dict[str, str]] = {}
 
     seed: int = 42
     epochs: int = 10
@@ -45,7 +49,8 @@ class RunConfig:
     validation_freq: int = 1  # evaluate on the test split every N epochs during training (the last always)
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
     train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)
-    quick: bool = False  # train for seconds on small data that ships inside a package
+    quick: bool = False  # the quick preset: seconds, on small data that ships inside a package
+    preset: str = ""  # named settings, comma-separated, applied in order (--help lists them)
 
 
 def field_types(config_class) -> dict[str, Any]:
@@ -119,16 +124,19 @@ def field_comments(config_class) -> dict[str, str]:
     return comments
 
 
-def make_parser(config_class, prog: str, description: str = "") -> argparse.ArgumentParser:
-    """An argparse parser with one ``--field`` option per dataclass field."""
+def make_parser(config_class, prog: str, description: str = "", presets: dict | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--field`` option per dataclass field; the presets in the epilog."""
     parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=describe_presets(presets) if presets else None)
     defaults = config_class()
     comments = field_comments(config_class)
     for name, annotation in field_types(config_class).items():
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
         help_text = f"{comments.get(name, '')} (default: {default!r})".strip()
+        if name in config_class.NOT_APPLICABLE:
+            help_text = argparse.SUPPRESS
         if annotation is bool:
             parser.add_argument(flag, dest=name, nargs="?", const="true", metavar="BOOL",
                                 type=str, default=None, help=help_text)
@@ -138,16 +146,77 @@ def make_parser(config_class, prog: str, description: str = "") -> argparse.Argu
     return parser
 
 
-def parse_overrides(config_class, argv: list[str], prog: str = "zoo run",
-                    quick_overrides: dict | None = None, description: str = ""):
-    """Build a config from defaults, then ``quick_overrides`` (with ``--quick``), then argv.
+@dataclasses.dataclass(frozen=True)
+class Per:
+    """A preset value that depends on another field's final value (after the command line):
+    ``Per("model", {"dcgan": 2e-4, "conditional_dcgan": 1e-3})``."""
 
-    Raises ConfigError naming the bad field or value and the valid choices.
+    field: str
+    values: dict
+
+    def __repr__(self) -> str:
+        return " | ".join(f"{value!r} ({self.field} {key})" for key, value in self.values.items())
+
+
+def describe_presets(presets: dict) -> str:
+    lines = ["presets (--preset NAME; --quick is --preset quick; --dataset D alone applies a preset named D):"]
+    for name, values in presets.items():
+        shown = ", ".join(f"{field}={value!r}" for field, value in values.items())
+        lines.append(f"  {name}: {shown}")
+    return "\n".join(lines)
+
+
+def chosen_presets(given: dict, presets: dict) -> list[str]:
+    """The presets a command line asks for: ``--quick``, then ``--preset A,B``; with neither, a
+    preset named after the ``--dataset`` given (a recipe's per-task settings), if there is one."""
+    names = (["quick"] if given.get("quick") else []) + [name for name in given.get("preset", "").split(",") if name]
+    if not names and given.get("dataset") in presets:
+        names = [given["dataset"]]
+    unknown = [name for name in names if name not in presets]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], presets, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"Unknown preset {unknown[0]!r}.{hint} Presets: {sorted(presets)}")
+    return list(dict.fromkeys(names))
+
+
+def apply_presets(config_class, given: dict, presets: dict | None) -> tuple[dict, dict]:
+    """(values, source of each value that is not a default): defaults < presets in order < ``given``."""
+    presets = presets or {}
+    names = chosen_presets(given, presets)
+    values, sources = {}, {}
+    for name in names:
+        for field, value in presets[name].items():
+            values[field], sources[field] = value, f"preset {name}"
+    for field, value in given.items():
+        values[field], sources[field] = value, "command line"
+    values["preset"], values["quick"] = ",".join(names), "quick" in names
+    if names and "preset" not in given:
+        sources["preset"] = "--quick" if given.get("quick") else f"--dataset {given.get('dataset')}"
+    defaults = {field.name: field.default for field in dataclasses.fields(config_class)}
+    for field, value in list(values.items()):
+        if isinstance(value, Per):
+            key = values.get(value.field, defaults.get(value.field))
+            if key not in value.values:
+                raise ConfigError(f"{sources[field]} sets {field} by {value.field}, for {sorted(value.values)}; "
+                                  f"{value.field} is {key!r}: give --{field.replace('_', '-')} yourself or choose "
+                                  f"--{value.field.replace('_', '-')} from those")
+            values[field] = value.values[key]
+    return values, sources
+
+
+def parse_overrides(config_class, argv: list[str], prog: str = "zoo run", presets: dict | None = None,
+                    description: str = "", with_sources: bool = False):
+    """Build a config from defaults, then the chosen presets, then argv.
+
+    Raises ConfigError naming the bad field or value and the valid choices. ``with_sources``:
+    also return where each value that is not a default came from.
     """
-    parser = make_parser(config_class, prog, description)
+    parser = make_parser(config_class, prog, description, presets)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
-        valid = sorted("--" + name.replace("_", "-") for name in field_types(config_class))
+        valid = sorted("--" + name.replace("_", "-") for name in field_types(config_class)
+                       if name not in config_class.NOT_APPLICABLE)
         flags = [item for item in unknown if item.startswith("-")] or unknown
         close = difflib.get_close_matches(flags[0].split("=")[0], valid, n=1)
         hint = f" Did you mean {close[0]}?" if close else ""
@@ -157,22 +226,39 @@ def parse_overrides(config_class, argv: list[str], prog: str = "zoo run",
     for name, text in vars(namespace).items():
         if text is not None:
             given[name] = _converter(name.replace("_", "-"), types_by_name[name])(text)
-    values = {}
-    if given.get("quick") and quick_overrides:
-        values.update(quick_overrides)
-    values.update(given)
-    return make_config(config_class, **values)
+    refuse_not_applicable(config_class, given)
+    values, sources = apply_presets(config_class, given, presets)
+    config = make_config(config_class, **values)
+    return (config, sources) if with_sources else config
+
+
+def refuse_not_applicable(config_class, values: dict) -> None:
+    for name, why in config_class.NOT_APPLICABLE.items():
+        if name in values:
+            raise ConfigError(f"--{name.replace('_', '-')} {why}")
 
 
 def make_config(config_class, **values):
     """Construct ``config_class`` after checking every value's type."""
     types_by_name = field_types(config_class)
+    refuse_not_applicable(config_class, values)
     for name, value in values.items():
         if name not in types_by_name:
             raise ConfigError(f"Unknown field {name!r} for {config_class.__name__}; "
                               f"valid fields: {sorted(types_by_name)}")
         check_type(name, value, types_by_name[name])
     return config_class(**values)
+
+
+def describe(config, sources: dict) -> str:
+    """The resolved config, one field a line, with where each value came from (``--dry-run``)."""
+    lines = []
+    for field in dataclasses.fields(config):
+        if field.name in type(config).NOT_APPLICABLE:
+            continue
+        source = sources.get(field.name, "default")
+        lines.append(f"  {field.name:24s} = {getattr(config, field.name)!r:32s} # {source}")
+    return "\n".join(lines)
 
 
 def check_type(name: str, value, annotation) -> None:

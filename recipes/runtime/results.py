@@ -20,7 +20,7 @@ COLUMNS = [
     "date", "recipe", "model", "dataset", "dataset_source", "train_examples", "params", "epochs",
     "per_replica_batch_size", "global_batch_size", "learning_rate", "workers", "replicas", "strategy", "device", "backend",
     "tensorflow_version", "keras_version", "mixed_precision", "jit_compile", "steps_per_execution",
-    "commit", "seed", "train_seconds", "samples_per_second",
+    "commit", "seed", "preset", "train_seconds", "samples_per_second",
 ]
 TAIL_COLUMNS = ["command"]
 COLUMN_MEANINGS = {
@@ -38,59 +38,9 @@ COLUMN_MEANINGS = {
     "samples_per_second": "training examples processed per second over the whole fit",
     "test_*": "metrics on the held-out test split after the last epoch",
     "tokens_per_second": "for sequence models: tokens (characters, words) processed per second in training",
-    "naive_mae, naive_rmse": "forecasting: errors of the last-value forecast on the same test windows",
-    "flops_per_example": "transformers: forward-pass matrix-product FLOPs of one example (training is about 3x; "
-                         "zoo.transformer.forward_flops)",
-    "depth, embed_dim, patch_size": "transformers: blocks, width and (ViT) patch size of the trained model",
-    "test_fid": "GANs: Frechet distance between generated and training images in the penultimate features of "
-                "a convnet trained on the same data (not Inception's: compare within this table only)",
-    "real_fid, untrained_fid": "GANs: the same distance for the real test images (the floor) and for the "
-                               "generator before training (the ceiling)",
-    "test_class_accuracy": "conditional GANs: how often that convnet classifies a generated image as the "
-                           "class it was generated for",
-    "classifier_accuracy": "GANs: test accuracy of the convnet whose features the distances use",
-    "test_d_loss, test_g_loss, test_real_score, test_fake_score": "GANs: discriminator and generator losses "
-        "and the discriminator's mean probability of 'real' for real and generated test-sized batches",
-    "test_elbo": "VAEs: evidence lower bound on the test images in nats per image (negative; higher is better), one "
-                 "posterior sample per image, = -test_loss; a Bernoulli decoder on [0, 1] grey levels, so not "
-                 "comparable to log-likelihoods on binarised MNIST",
-    "test_reconstruction_loss, test_kl_loss": "VAEs: the two terms of -test_elbo: the decoder's Bernoulli "
-        "cross-entropy summed over pixels at a posterior sample, and KL(q(z|x) || N(0, I)), nats per image",
-    "test_mse (autoencoder)": "autoencoders: per-pixel squared error of the deterministic reconstruction (a VAE "
-                              "decodes its posterior mean), intensities in [0, 1]; their test_loss is the summed "
-                              "per-pixel cross-entropy in nats per image (VAEs: -ELBO)",
-    "mean_image_mse, mean_image_cross_entropy": "autoencoders: the training set's mean image as every test "
-        "reconstruction: its per-pixel MSE and its cross-entropy in nats per image (the negative log-likelihood of "
-        "independent Bernoulli pixels, which a VAE's -test_elbo must beat)",
-    "denoised_mse": "autoencoders: per-pixel MSE against the clean test images of the reconstructions of copies with "
-                    "Gaussian noise of noise_stddev on [0, 1] intensities (the noise alone scores noise_stddev^2)",
-    "latent_dim, noise_stddev": "GANs: noise size; autoencoders: code size, and the noise behind denoised_mse "
-                                "(also the denoising model's training corruption)",
-    "phase1_accuracy": "finetune: test accuracy after phase 1 (new head on the frozen backbone)",
-    "finetune_seconds, finetune_cpu_seconds": "finetune: wall and CPU seconds of the feature pass and both "
-        "phases, summed over a resumed run's invocations (CPU seconds: every thread of the process); dbn "
-        "(finetune_seconds only): backpropagation fine-tuning after pretraining",
-    "hidden_units, cd_k, pretrain_epochs": "dbn: widths of the stacked RBMs (input side first), Gibbs steps per "
-        "contrastive-divergence update (the k of CD-k), and pretraining epochs per RBM",
-    "pretrain_seconds": "dbn: seconds of greedy RBM pretraining, all layers (part of train_seconds)",
-    "reconstruction_error_*": "dbn: RBM N's (1 = on the pixels) mean squared error per unit between its input and "
-        "the first reconstruction of its CD updates, averaged over its last pretraining epoch",
-    "scratch_accuracy, scratch_epochs, scratch_seconds, scratch_cpu_seconds, budget_clock": "finetune: the same "
-        "network from random weights, trained end to end for as long as the fine-tune took on the clock "
-        "budget_clock names (cpu_seconds on a CPU, so other work on the cores does not bias the comparison; "
-        "wall seconds on accelerators), how many epochs that was, and its wall and CPU seconds; dbn "
-        "(scratch_accuracy, scratch_seconds): the same classifier from random weights, trained with the "
-        "fine-tuning settings for the same number of epochs, and its seconds",
-    "weights, image_size, unfreeze_blocks": "finetune: the pretrained weights (file and its layout), the size "
-        "images are resized to inside the model, and the top blocks trained in phase 2 (deepdream: weights too)",
-    "start_objective, dream_objective, objective_gain": "deepdream: the objective (mean over the chosen layers "
-        "of the mean squared activation) on the original image and on the dream, both at full size without "
-        "jitter, and their ratio",
-    "layers, octave_scale, steps, jitter, image_shape, ascent_cpu_seconds": "deepdream: the amplified layers, "
-        "the size ratio between octaves, ascent steps per octave, the largest random roll (pixels), the image's "
-        "height x width, and the ascent's CPU seconds; for deepdream epochs counts octaves, learning_rate is the "
-        "step (mean pixel change on the 0-255 scale), train_seconds the ascent's wall time and "
-        "samples_per_second the rolled image copies processed per second",
+    "preset": "the named presets the run used (zoo run RECIPE --help lists them), empty for none or in rows "
+              "from before the column",
+    "baseline_seconds": "wall seconds of a recipe's baseline stage (a comparison trained after the run)",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",
@@ -147,6 +97,16 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def recipe_columns(name: str) -> dict:
+    """The columns a recipe adds to its rows, with their meanings, as its ``Recipe.columns`` declares."""
+    import recipes
+
+    try:
+        return dict(recipes.load(name).columns)
+    except recipes.UnknownRecipeError:  # a table of a recipe this checkout does not have
+        return {}
+
+
 def write_readme(results_dir: str) -> str:
     """Regenerate ``<results_dir>/README.md`` from every CSV in it."""
     sections = ["# Results", "",
@@ -161,7 +121,11 @@ def write_readme(results_dir: str) -> str:
         for index, row in table.iterrows():
             sections.append(f"{index + 1}. `{row['command']}` at commit {row['commit']} ({row['dataset_source']})")
         sections.append("")
-    sections += ["## Column meanings", ""]
+        own = recipe_columns(recipe)
+        if own:
+            sections += ["Columns of this recipe:", ""] + [f"- `{name}`: {meaning}" for name, meaning in own.items()]
+            sections.append("")
+    sections += ["## Column meanings (every recipe)", ""]
     sections += [f"- `{name}`: {meaning}" for name, meaning in COLUMN_MEANINGS.items()]
     path = os.path.join(results_dir, "README.md")
     files.write_text(path, "\n".join(sections) + "\n")

@@ -8,6 +8,7 @@ transformer), so tokenisation and windowing exist once.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 
@@ -33,8 +34,8 @@ def text_classification(name: str, data_dir: str, vocab_size: int, sequence_leng
     to_ids = lambda text, label: (vectorizer(text[None])[0], label)
     return Datasets(train.map(to_ids, num_parallel_calls=AUTOTUNE), test.map(to_ids, num_parallel_calls=AUTOTUNE),
                     name, source, num_train, num_test, (sequence_length,), len(class_names), class_names,
-                    extras={"vectorizer": vectorizer, "vocab_size": zoo.text.vocabulary_size(vectorizer),
-                            "tokens_per_example": sequence_length})
+                    vocabulary=vectorizer, vocab_size=zoo.text.vocabulary_size(vectorizer),
+                    tokens_per_example=sequence_length)
 
 
 def save_text_model(model, vectorizer, run_dir: str) -> str:
@@ -102,9 +103,9 @@ def character_windows(name: str, data_dir: str, sequence_length: int, random_off
     offsets = ", random training offsets each epoch" if random_offsets else ""
     return Datasets(train, from_arrays(x_test, y_test), name,
                     f"{source}; {len(texts['train']):,} train / {len(texts['test']):,} test characters{offsets}",
-                    num_train, len(x_test), (sequence_length,), train_batch_map=batch_map,
-                    extras={"vocabulary": vocabulary, "test_text": texts["test"],
-                            "tokens_per_example": sequence_length})
+                    num_train, len(x_test), (sequence_length,), train_batch_map=batch_map, task="language_model",
+                    vocabulary=vocabulary, vocab_size=len(vocabulary), prompt=texts["test"][:60],
+                    tokens_per_example=sequence_length)
 
 
 def overlapping_chunks(ids: np.ndarray, length: int) -> np.ndarray:
@@ -126,15 +127,14 @@ def random_crops(chunks, length: int):
     return crops[:, :-1], crops[:, 1:]
 
 
-def write_samples(model, extras: dict, run_dir: str, length: int, temperature: float, seed: int,
+def write_samples(model, datasets: Datasets, run_dir: str, length: int, temperature: float, seed: int,
                   excerpt_chars: int = 600, top_k: int | None = None) -> str:
-    """Generate ``length`` characters after a prompt from the test text; write ``samples.txt``
+    """Generate ``length`` characters after the prompt from the test text; write ``samples.txt``
     (with the vocabulary beside it as ``vocabulary.json``) and the excerpt ``sample.txt``."""
     import zoo.text
 
-    vocabulary = extras["vocabulary"]
+    vocabulary, prompt = datasets.vocabulary, datasets.prompt
     vocabulary.save(os.path.join(run_dir, "vocabulary.json"))
-    prompt = extras["test_text"][:60]
     sample = zoo.text.generate(model, vocabulary, prompt, length=length, temperature=temperature, top_k=top_k,
                                seed=seed)
     header = f"# prompt (the first 60 characters of the test split), then {length} sampled characters at " \
@@ -188,9 +188,20 @@ def forecast_windows(name: str, window: int, horizon: int, test_fraction: float 
     x_train, y_train = make_windows(series[:split], window, horizon)
     x_test, y_test = make_windows(series[split - window:], window, horizon)
     return Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test), name, source, len(x_train),
-                    len(x_test), (window, 1),
-                    extras={"scale": float(np.std(x_train - x_train[:, -1:, :])),
-                            "unit": unit, "x_test": x_test, "y_test": y_test, "series": series, "split": split})
+                    len(x_test), (window, 1), task="forecast",
+                    series=Series(series, unit, split, float(np.std(x_train - x_train[:, -1:, :])), x_test, y_test))
+
+
+@dataclasses.dataclass
+class Series:
+    """A forecasting set's series and held-out windows (``Datasets.series``)."""
+
+    values: np.ndarray
+    unit: str
+    split: int  # the first held-out step
+    scale: float  # the spread of the training windows' changes from their last value (the model's scale)
+    x_test: np.ndarray
+    y_test: np.ndarray
 
 
 def forecast_report(model, datasets: Datasets, run_dir: str) -> dict:
@@ -199,13 +210,12 @@ def forecast_report(model, datasets: Datasets, run_dir: str) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    extras = datasets.extras
-    x_test, y_test = extras["x_test"], extras["y_test"]
+    x_test, y_test = datasets.series.x_test, datasets.series.y_test
     naive = np.repeat(x_test[:, -1, :], y_test.shape[1], axis=1)
     predictions = model.predict(x_test, verbose=0)
     horizon = y_test.shape[1]
     figure, axis = plt.subplots(figsize=(10, 4))
-    split, series = extras["split"], extras["series"]
+    split, series = datasets.series.split, datasets.series.values
     axis.plot(np.arange(split - 3 * horizon, len(series)), series[split - 3 * horizon:], color="black",
               label="observed")
     for index, origin in enumerate(range(0, len(x_test), horizon)):
@@ -214,7 +224,7 @@ def forecast_report(model, datasets: Datasets, run_dir: str) -> dict:
         axis.plot(steps, naive[origin], color="tab:orange", linestyle="--", label="naive" if index == 0 else None)
     axis.set_title(f"{datasets.name}: {horizon}-step forecasts over the held-out part")
     axis.set_xlabel("step")
-    axis.set_ylabel(extras["unit"])
+    axis.set_ylabel(datasets.series.unit)
     axis.legend()
     figure.tight_layout()
     figure.savefig(os.path.join(run_dir, "forecast.png"), dpi=100)

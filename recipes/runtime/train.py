@@ -1,33 +1,24 @@
-"""One run of a recipe: seed, strategy, data, build and compile in scope, fit, evaluate,
-save, plot, and write the results row.
+"""One run of a recipe: the runtime's side of the contract in ``recipes/runtime/recipe.py``.
 
-A recipe module provides ``Config`` (a RunConfig subclass), ``make_datasets(config)``
-returning ``data.Datasets``, and ``build_model(config, datasets)`` returning a compiled
-model (it runs inside ``strategy.scope()``). It may provide ``report(model, datasets,
-config, run_dir)`` returning extra metrics and writing extra artifacts, and
-``run_name(config)`` naming the model in the run folder and the results row, and
-``callbacks(config, datasets, run_dir)`` returning extra Keras callbacks (e.g. sample grids),
-and ``fit(model, train, test, config, datasets, callbacks, backup_dir)`` training in place of
-``model.fit`` (several phases; each keeps its own checkpoint under ``backup_dir``).
+Seed, strategy, data, build and compile in scope, fit (the recipe's or ``model.fit`` with a
+resumable checkpoint), evaluate on the whole test split, the recipe's report and baseline,
+save, plot, and write the results row. Recipes never call this; ``zoo run`` does.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from recipes.runtime import cluster, distribute, files, results
+from recipes.runtime import artifacts, cluster, distribute, files
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
 from recipes.runtime.callbacks import (
@@ -39,11 +30,12 @@ from recipes.runtime.callbacks import (
     TrainingClock,
     read_side_file,
 )
+from recipes.runtime.recipe import FitResult, Plan, Recipe, Run
 
 # fit() warns that it ignores shuffle=True for a tf.data.Dataset; the pipeline shuffles itself.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+save_model = artifacts.save_model  # recipes save files several workers write through it
 
 
 class NaNLossError(RuntimeError):
@@ -82,10 +74,6 @@ def prepare_resume(backup_dir: str, config: config_lib.RunConfig) -> bool:
     # A multi-phase recipe keeps its phases' checkpoints in subfolders; the clock marks any finished epoch.
     return any(os.path.exists(os.path.join(backup_dir, name))
                for name in ("training_metadata.json", "zoo_training_seconds.json"))
-
-
-def recipe_callbacks(module, config, datasets, output_dir: str) -> list:
-    return module.callbacks(config, datasets, output_dir) if hasattr(module, "callbacks") else []
 
 
 def previous_training_seconds(path: str, resuming: bool) -> list[float] | None:
@@ -128,83 +116,11 @@ def validation_epochs(config: config_lib.RunConfig) -> list[int]:
     return sorted({*range(config.validation_freq, config.epochs + 1, config.validation_freq), config.epochs})
 
 
-def steps_per_epoch(config: config_lib.RunConfig, num_examples: int) -> int:
-    """Optimizer steps per epoch at the global batch; call inside ``strategy.scope()``."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return -(-num_examples // (config.batch_size * replicas))
-
-
 def default_dirs(recipe: str, run_name: str, config: config_lib.RunConfig) -> tuple[str, str]:
     suffix = "-quick" if config.quick else ""
     output_dir = config.output_dir or os.path.join("runs", recipe, f"{run_name}{suffix}")
     results_dir = config.results_dir or ("runs/quick-results" if config.quick else "results")
     return output_dir, results_dir
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "zoo", "recipes"],
-                               cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def plot_history(history_csv: str, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    history = pd.read_csv(history_csv)
-    metrics = [column for column in history.columns if column != "epoch" and not column.startswith("val_")]
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
-    for axis, metric in zip(axes[0], metrics):
-        epochs = history["epoch"] + 1
-        axis.plot(epochs, history[metric], marker="o", label="train")
-        if f"val_{metric}" in history:
-            axis.plot(epochs, history[f"val_{metric}"], marker="o", label="test")
-        axis.set_xlabel("epoch")
-        axis.set_title(metric)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def confusion_matrix(model, test: tf.data.Dataset, num_classes: int) -> np.ndarray:
-    labels = np.concatenate([np.asarray(label).reshape(-1) for _, label in test])
-    predictions = np.argmax(model.predict(test, verbose=0), axis=-1)
-    if len(predictions) != len(labels):
-        raise data_lib.DataError(f"model.predict gave {len(predictions)} predictions for the test split's "
-                                 f"{len(labels)} examples: its input ended early; no results row was written.")
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (labels.astype(int), predictions.astype(int)), 1)
-    return matrix
-
-
-def plot_confusion(matrix: np.ndarray, class_names: list, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    size = max(4.0, 0.5 * len(matrix))
-    figure, axis = plt.subplots(figsize=(size + 1, size))
-    image = axis.imshow(matrix, cmap="Blues")
-    names = class_names or [str(index) for index in range(len(matrix))]
-    axis.set_xticks(range(len(matrix)), names, rotation=90)
-    axis.set_yticks(range(len(matrix)), names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    for (row, column), count in np.ndenumerate(matrix):
-        axis.text(column, row, str(count), ha="center", va="center", fontsize=7,
-                  color="white" if count > matrix.max() / 2 else "black")
-    figure.colorbar(image)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def set_precision(mixed_precision: bool) -> None:
@@ -216,15 +132,17 @@ def set_precision(mixed_precision: bool) -> None:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
 
-def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
-        extra_callbacks: list | None = None, log=print) -> dict:
-    """Train, evaluate and record one run; returns the results row."""
-    if hasattr(config, "model"):
+def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_callbacks: list | None = None,
+        log=print) -> dict:
+    """Train, evaluate and record one run of ``recipe``; returns the results row."""
+    name = recipe.name
+    model_name = getattr(config, "model", "")  # recipes with a zoo model name it in a field called model
+    if model_name:
         import zoo
-        zoo.get_builder(config.model)  # an unknown name fails now, not after loading the data
+        zoo.get_builder(model_name)  # an unknown name fails now, not after loading the data
     if config.tracking == "mlflow":
-        _import_mlflow()
-    commit = git_commit()  # the code as it is when the run starts
+        artifacts._import_mlflow()
+    commit = artifacts.git_commit()  # the code as it is when the run starts
     placement = distribute.make_strategy(config.strategy, config.cpu_replicas, config.worker_timeout)
     if placement.replicas > 1 and config.steps_per_execution > 1:
         raise config_lib.ConfigError(
@@ -233,40 +151,43 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
             f"tensor' in multi_step_on_iterator); use --steps-per-execution 1 with MirroredStrategy.")
     keras.utils.set_random_seed(config.seed)
     set_precision(config.mixed_precision)
-    run_name = module.run_name(config) if hasattr(module, "run_name") else getattr(config, "model", recipe)
+    run_name = recipe.run_name(config)
 
-    datasets = module.make_datasets(config)
+    datasets = recipe.make_datasets(config)
     if 0 < config.train_examples < datasets.num_train:
         datasets.train, datasets.num_train = datasets.train.take(config.train_examples), config.train_examples
-    output_dir, results_dir = default_dirs(recipe, f"{run_name}-{datasets.name}", config)
+    output_dir, results_dir = default_dirs(name, f"{run_name}-{datasets.name}", config)
     chief, run_dir = distribute.is_chief(), output_dir
     # Every worker of a cluster takes part in saving: the others write into a folder of their own.
     with cluster.worker_folder(run_dir) as output_dir, cluster.peer_failures(placement.workers, run_dir):
         global_batch = config.batch_size * placement.replicas
-        log(f"[{recipe}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
-            f"{datasets.source})")
-        log(f"[{recipe}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
+        plan = Plan(placement.replicas, placement.workers, global_batch, -(-datasets.num_train // global_batch))
+        log(f"[{name}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
+            f"{datasets.source})" + (f"; preset {config.preset}" if config.preset else ""))
+        log(f"[{name}] strategy={placement.name} replicas={placement.replicas} device={placement.device} "
             f"per-replica batch={config.batch_size} global batch={global_batch}")
         if placement.workers > 1:
-            log(f"[{recipe}] {placement.workers} workers, {placement.replicas // placement.workers} replica(s) each; this "
-                f"is {'the chief' if chief else 'a worker'}: {cluster.current_task().name} "
+            log(f"[{name}] {placement.workers} workers, {placement.replicas // placement.workers} replica(s) each; "
+                f"this is {'the chief' if chief else 'a worker'}: {cluster.current_task().name} "
                 f"(input sharded by data: each worker reads every example and keeps its part of each global batch)")
-        train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
-                                  seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
-                                  batch_map=datasets.train_batch_map)
-        test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False, seed=config.seed,
-                                 replicas=placement.replicas)
+        state = Run(recipe, config, datasets, plan, output_dir, os.path.join(output_dir, "backup"), log)
+        if datasets.train is not None:
+            state.train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
+                                            seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
+                                            batch_map=datasets.train_batch_map)
+        if datasets.test is not None:
+            state.test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False,
+                                           seed=config.seed, replicas=placement.replicas)
 
         with placement.strategy.scope():
-            model = module.build_model(config, datasets)
+            state.model = model = recipe.build_model(config, datasets, plan)
         os.makedirs(output_dir, exist_ok=True)  # only now: a setting the model refuses leaves no folder behind
-        log(f"[{recipe}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
+        log(f"[{name}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
 
-        backup_dir = os.path.join(output_dir, "backup")
-        history_csv = os.path.join(output_dir, "history.csv")
+        backup_dir, history_csv = state.backup_dir, os.path.join(output_dir, "history.csv")
         resuming = prepare_resume(backup_dir, config)
         if resuming:
-            log(f"[{recipe}] resuming from the checkpoint in {backup_dir}")
+            log(f"[{name}] resuming from the checkpoint in {backup_dir}")
         elif os.path.exists(history_csv):
             os.remove(history_csv)
         nan_guard = StopOnNaN()
@@ -274,63 +195,88 @@ def run(recipe: str, module, config: config_lib.RunConfig, command: str = "",
         clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or [])
         callbacks = [BlankValidation(), keras.callbacks.CSVLogger(history_csv, append=True),
                      keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                     nan_guard, clock, *recipe_callbacks(module, config, datasets, output_dir)]
+                     nan_guard, clock, *recipe.callbacks(state)]
+        state.callbacks = [*callbacks, *(extra_callbacks or [])]
 
         clock.epoch_start = time.perf_counter()  # the clock counts from here, not from its creation
         try:
-            if hasattr(module, "fit"):  # several phases, each with its own checkpoint under backup_dir
-                history = module.fit(model, train, test, config, datasets, callbacks=[*callbacks, *(extra_callbacks or [])],
-                                     backup_dir=backup_dir)
+            if recipe.fit is not None:  # several phases, each with its own checkpoint under backup_dir
+                fitted = recipe.fit(state)
             else:
                 checkpoint = Checkpoint(backup_dir, history_csv, clock)  # restores first, saves after the history
-                history = model.fit(train, epochs=config.epochs, validation_data=test, verbose=config.verbose,
-                                    callbacks=[checkpoint.restorer, *callbacks, checkpoint, *(extra_callbacks or [])],
-                                    validation_freq=validation_epochs(config))
+                history = model.fit(state.train, epochs=config.epochs, validation_data=state.test,
+                                    verbose=config.verbose, validation_freq=validation_epochs(config),
+                                    callbacks=[checkpoint.restorer, *callbacks, checkpoint, *(extra_callbacks or [])])
+                fitted = FitResult(epochs=list(history.epoch), history=dict(history.history))
         except OSError as error:
             if not resuming:
                 raise
             raise ResumeError(f"The checkpoint in {backup_dir} cannot be read ({error}); it was probably cut off "
                               f"while being written. Delete {backup_dir} to start the run over.") from None
-        train_seconds = clock.elapsed()  # across resumed invocations, from the checkpoint's clock
+        # Across resumed invocations, from the checkpoint's clock.
+        train_seconds = clock.elapsed() if fitted.seconds is None else fitted.seconds
         if nan_guard.where:
             shutil.rmtree(backup_dir, ignore_errors=True)
             rates = ", ".join(f"--{name.replace('_', '-')} {value:g}" for name, value in dataclasses.asdict(config).items()
                               if name.endswith("learning_rate"))  # phases may have rates of their own
             raise NaNLossError(f"The training loss became NaN at {nan_guard.where}; no results were written. "
                                f"Lower the learning rate (it was {rates}) or check the input data.")
-        epochs_done = history.epoch[-1] + 1 if history.epoch else 0  # absolute, counting resumed epochs
+        state.fitted = fitted
+        epochs_done = fitted.epochs[-1] + 1 if fitted.epochs else 0  # absolute, counting resumed epochs
         # Speeds over the epochs the clock saw: all of them, unless an older checkpoint had no clock.
-        timed_epochs = epochs_done if previous_seconds is not None else len(history.epoch)
+        timed_epochs = epochs_done if previous_seconds is not None else len(fitted.epochs)
+        examples = datasets.num_train * timed_epochs if fitted.examples is None else fitted.examples
+        state.train_seconds, state.examples = train_seconds, examples
 
-        metrics = evaluate_and_save(model, module, datasets, test, config, output_dir)
+        metrics = {**evaluate_and_save(state), **fitted.metrics, **recipe.report(state)}
+        if recipe.baseline is not None:
+            started = time.perf_counter()
+            metrics.update(recipe.baseline(state))
+            metrics["baseline_seconds"] = round(time.perf_counter() - started, 1)
+        shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing to resume
         row = {
-            **run_columns(placement, config, commit, jit_compile=use_xla(config)),
-            "recipe": recipe, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
+            **artifacts.run_columns(placement, config, commit, jit_compile=use_xla(config)),
+            "recipe": name, "model": run_name, "dataset": datasets.name, "dataset_source": datasets.source,
             "train_examples": datasets.num_train, "params": model.count_params(), "epochs": epochs_done,
             "per_replica_batch_size": config.batch_size, "global_batch_size": global_batch,
             "learning_rate": config.learning_rate, "train_seconds": round(train_seconds, 2),
-            "samples_per_second": round(datasets.num_train * timed_epochs / train_seconds, 1),
-            **({"tokens_per_second": round(datasets.num_train * timed_epochs / train_seconds
-                                           * datasets.extras["tokens_per_example"])}
-               if "tokens_per_example" in datasets.extras else {}),
+            "samples_per_second": round(examples / train_seconds, 1),
+            **({"tokens_per_second": round(examples / train_seconds * datasets.tokens_per_example)}
+               if datasets.tokens_per_example else {}),
             **metrics, "command": command or " ".join(sys.argv),
         }
-        record(recipe, module, config, row, output_dir, results_dir, log)
+        artifacts.record(recipe, config, row, output_dir, results_dir, log)
         if config.tracking == "mlflow" and chief:
-            log_to_mlflow(recipe, config, row, output_dir)
-        log(f"[{recipe}] " + ", ".join(f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
-                                       for name, value in metrics.items())
+            artifacts.log_to_mlflow(name, config, row, output_dir)
+        log(f"[{name}] " + ", ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+                                     for key, value in metrics.items())
             + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; "
             + (f"artifacts in {output_dir}" if chief else "artifacts with the chief"))
         return row
 
 
-def save_model(model, path: str) -> None:
-    """``model.save(path)`` under a name of this process's, then renamed: a reader (a resumed
-    run, another worker of a cluster saving the same file) never finds half a file."""
-    partial = f"{path}.{os.getpid()}.partial.keras"
-    model.save(partial)
-    os.replace(partial, path)
+def evaluate_and_save(run: Run) -> dict:
+    """Test metrics, plus the saved model, curves and (classifiers) the confusion matrix."""
+    model, datasets, output_dir = run.model, run.datasets, run.output_dir
+    if not run.recipe.evaluate:  # trained nothing: no model to keep, no test split
+        return {}
+    model_path = os.path.join(output_dir, "model.keras")
+    artifacts.save_model(model, model_path)  # first: an evaluation that fails keeps the trained model
+    history_csv = os.path.join(output_dir, "history.csv")
+    if os.path.exists(history_csv):
+        artifacts.plot_history(history_csv, os.path.join(output_dir, "curves.png"))
+    evaluation = evaluate_whole(model, run.test, datasets.num_test, model_path)
+    metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
+    if datasets.task == "classify" and datasets.num_classes:
+        matrix = artifacts.confusion_matrix(model, run.test, datasets.num_classes)
+        if matrix.sum() != datasets.num_test:
+            raise data_lib.DataError(f"The confusion matrix counted {matrix.sum()} of the test split's "
+                                     f"{datasets.num_test} examples: its input ended early; no results row was "
+                                     f"written (the trained model is in {model_path}).")
+        files.write_text(os.path.join(output_dir, "confusion_matrix.csv"),
+                         "".join(",".join(map(str, row)) + "\n" for row in matrix))
+        artifacts.plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
+    return metrics
 
 
 def evaluate_whole(model, test: tf.data.Dataset, num_examples: int, model_path: str) -> dict:
@@ -348,88 +294,3 @@ def evaluate_whole(model, test: tf.data.Dataset, num_examples: int, model_path: 
             f"examples): its input ended early, so no results row was written. The trained model is saved in "
             f"{model_path}; run the command again in a fresh process for a row.")
     return evaluation
-
-
-def evaluate_and_save(model, module, datasets, test, config, output_dir: str) -> dict:
-    """Test metrics, plus the saved model, curves, confusion matrix and the recipe's own report."""
-    model_path = os.path.join(output_dir, "model.keras")
-    save_model(model, model_path)  # first: an evaluation that fails keeps the trained model
-    evaluation = evaluate_whole(model, test, datasets.num_test, model_path)
-    metrics = {f"test_{name}": float(value) for name, value in evaluation.items()}
-    history_csv = os.path.join(output_dir, "history.csv")
-    if os.path.exists(history_csv):
-        plot_history(history_csv, os.path.join(output_dir, "curves.png"))
-    if datasets.num_classes:
-        matrix = confusion_matrix(model, test, datasets.num_classes)
-        if matrix.sum() != datasets.num_test:
-            raise data_lib.DataError(f"The confusion matrix counted {matrix.sum()} of the test split's "
-                                     f"{datasets.num_test} examples: its input ended early; no results row was "
-                                     f"written (the trained model is in {model_path}).")
-        files.write_text(os.path.join(output_dir, "confusion_matrix.csv"),
-                         "".join(",".join(map(str, row)) + "\n" for row in matrix))
-        plot_confusion(matrix, datasets.class_names, os.path.join(output_dir, "confusion_matrix.png"))
-    if hasattr(module, "report"):
-        metrics.update(module.report(model, datasets, config, output_dir) or {})
-    return metrics
-
-
-def published_name(row: dict, artifact: str) -> str:
-    """File name of a run's published picture: model, data set and the row's date make it unique."""
-    stamp = row["date"].replace("-", "").replace(":", "")
-    return f"{row['model']}-{row['dataset']}-{stamp}-{artifact}"
-
-
-def published_artifacts(module, config) -> tuple:
-    """Run files a recipe shows beside its table: ``PUBLISH``, a tuple or a function of the config."""
-    artifacts = getattr(module, "PUBLISH", ())
-    return tuple(artifacts(config) if callable(artifacts) else artifacts)
-
-
-def run_columns(placement, config: config_lib.RunConfig, commit: str, jit_compile: bool = False) -> dict:
-    """The columns every results row shares: when, on what and with which software and settings it ran.
-    ``placement`` is ``distribute.make_strategy``'s; recipes that train no model (``run``) use it too."""
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "workers": placement.workers, "replicas": placement.replicas, "strategy": placement.name, "device": placement.device,
-        "backend": keras.backend.backend(), "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
-        "mixed_precision": config.mixed_precision, "jit_compile": jit_compile,
-        "steps_per_execution": config.steps_per_execution, "commit": commit, "seed": config.seed,
-    }
-
-
-def record(recipe: str, module, config, row: dict, output_dir: str, results_dir: str, log) -> None:
-    """Save the run's config and row beside its artifacts; on the chief, publish the row."""
-    files.write_json(os.path.join(output_dir, "config.json"), {"config": dataclasses.asdict(config), "row": row},
-                     indent=2, default=str)
-    if distribute.is_chief():
-        publish(recipe, module, config, row, output_dir, results_dir, log)
-
-
-def publish(recipe: str, module, config, row: dict, output_dir: str, results_dir: str, log) -> None:
-    """Append the results row and copy the pictures a recipe shows beside its table."""
-    csv_path = results.append_row(results_dir, recipe, row)
-    log(f"[{recipe}] wrote a results row to {csv_path}")
-    for artifact in published_artifacts(module, config):
-        published = os.path.join(results_dir, recipe, published_name(row, artifact))
-        os.makedirs(os.path.dirname(published), exist_ok=True)
-        shutil.copyfile(os.path.join(output_dir, artifact), published)
-
-
-def _import_mlflow():
-    try:
-        import mlflow
-    except ImportError:
-        raise config_lib.ConfigError("--tracking mlflow needs mlflow: pip install -e '.[mlflow]'") from None
-    return mlflow
-
-
-def log_to_mlflow(recipe: str, config: config_lib.RunConfig, row: dict, output_dir: str) -> None:
-    """Log parameters, metrics and the run folder to MLflow, at ``MLFLOW_TRACKING_URI`` (mlflow's default otherwise)."""
-    mlflow = _import_mlflow()
-    mlflow.set_experiment(recipe)
-    with mlflow.start_run(run_name=f"{row['model']}-{row['dataset']}"):
-        mlflow.log_params({key: value for key, value in dataclasses.asdict(config).items()})
-        mlflow.log_metrics({key: float(value) for key, value in row.items()
-                            if key.startswith("test_") or key in ("train_seconds", "samples_per_second")})
-        mlflow.set_tags({key: str(row[key]) for key in ("dataset_source", "device", "commit", "command")})
-        mlflow.log_artifacts(output_dir)
