@@ -22,7 +22,7 @@ QUICK = {"epochs": 2, "model": "small"}
 
 def test_defaults_then_quick_then_command_line():
     assert parse_overrides(ExampleConfig, []).epochs == 10
-    config = parse_overrides(ExampleConfig, ["--quick", "--model", "big"], quick_overrides=QUICK)
+    config = parse_overrides(ExampleConfig, ["--quick", "--model", "big"], presets={"quick": QUICK})
     assert (config.quick, config.epochs, config.model) == (True, 2, "big")
 
 

@@ -54,7 +54,7 @@ def generated_mnist_like(tmp_path):
 def mnist_like(request, tmp_path, shared_dataset, monkeypatch):
     """Raw MNIST files to damage: generated ones, and a copy of the real ones where present."""
     if request.param == "generated":
-        monkeypatch.setattr(data, "KNOWN_CONTENT", {})  # blank images are not MNIST's pixels
+        monkeypatch.setattr(data_import, "KNOWN_CONTENT", {})  # blank images are not MNIST's pixels
         return generated_mnist_like(tmp_path)
     return copy_mnist_like(tmp_path, shared_dataset)
 

@@ -146,6 +146,14 @@ def make_parser(config_class, prog: str, description: str = "", presets: dict | 
     return parser
 
 
+class _Refused:
+    def __repr__(self) -> str:
+        return "refused"
+
+
+REFUSED = _Refused()  # Per's otherwise when a value outside its table must be given on the command line
+
+
 @dataclasses.dataclass(frozen=True)
 class Per:
     """A preset value that depends on another field's final value (after the command line):
@@ -153,9 +161,13 @@ class Per:
 
     field: str
     values: dict
+    otherwise: Any = REFUSED  # the value for any other value of ``field``
 
     def __repr__(self) -> str:
-        return " | ".join(f"{value!r} ({self.field} {key})" for key, value in self.values.items())
+        choices = [f"{value!r} ({self.field} {key})" for key, value in self.values.items()]
+        if self.otherwise is not REFUSED:
+            choices.append(f"{self.otherwise!r} (any other {self.field})")
+        return " | ".join(choices)
 
 
 def describe_presets(presets: dict) -> str:
@@ -197,6 +209,9 @@ def apply_presets(config_class, given: dict, presets: dict | None) -> tuple[dict
     for field, value in list(values.items()):
         if isinstance(value, Per):
             key = values.get(value.field, defaults.get(value.field))
+            if key not in value.values and value.otherwise is not REFUSED:
+                values[field] = value.otherwise
+                continue
             if key not in value.values:
                 raise ConfigError(f"{sources[field]} sets {field} by {value.field}, for {sorted(value.values)}; "
                                   f"{value.field} is {key!r}: give --{field.replace('_', '-')} yourself or choose "
