@@ -10,7 +10,9 @@ tensorflow-datasets or the recipes, so the zoo runs on the TensorFlow, JAX and P
 backends alike.
 """
 
-from zoo import autoencoder, backbones, cnn, dbn, gan, images, layers, losses, mlp, recursive, rnn, text, transformer  # noqa: F401  (importing registers the models)
+# Importing the family modules registers their models; the others are reachable as zoo.<name>.
+from zoo import autoencoder, backbones, cnn, dbn, fid, freezing, gan, images, layers, losses, mlp, recursive, \
+    rnn, text, transformer, vae  # noqa: F401
 from zoo.registry import UnknownModelError, build, get_builder, list_models, register_model
 
 __all__ = ["build", "get_builder", "list_models", "register_model", "UnknownModelError"]
