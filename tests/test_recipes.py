@@ -74,10 +74,10 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
     check_quick_quality(recipe, row)
     module = recipes.load(recipe)
     trains = module.evaluate  # a recipe that trains nothing (deepdream) has no test split
-    artifacts = ["model.keras", "history.csv", "curves.png", "config.json"] if trains else ["config.json"]
+    expected = ["model.keras", "history.csv", "curves.png", "config.json"] if trains else ["config.json"]
     if trains and recipe not in ("gan", "autoencoder"):  # these predict no classes
-        artifacts.append("confusion_matrix.png")
-    for artifact in artifacts:
+        expected.append("confusion_matrix.png")
+    for artifact in expected:
         assert (run_dirs[0] / artifact).exists(), artifact
     if trains:
         assert os.listdir(run_dirs[0] / "tensorboard")
@@ -303,19 +303,19 @@ def test_tracking_mlflow_logs_params_metrics_and_artifacts(tmp_path, monkeypatch
     logged = runs[0].data
     assert logged.params["hidden_units"] == "(4, 2)" and logged.params["dataset"] == "circle"
     assert logged.metrics["test_accuracy"] == pytest.approx(row["test_accuracy"])
-    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
-    assert {"model.keras", "decision_boundary.png"} <= artifacts
+    logged_files = {item.path for item in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
+    assert {"model.keras", "decision_boundary.png"} <= logged_files
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     module = recipes.load("mlp")
-    settings = dict(epochs=3, strategy="cpu", verbose=0, dataset="reg_plane", output_dir=str(tmp_path / "run"),
-                    results_dir=str(tmp_path / "results"))
+    settings = dict(epochs=3, strategy="cpu", verbose=0, dataset="reg_plane", loss="mse",
+                    output_dir=str(tmp_path / "run"), results_dir=str(tmp_path / "results"))
     with pytest.raises(Interrupt):
         train.run(module, config_lib.make_config(module.config, **settings),
                   extra_callbacks=[InterruptAfterFirstEpoch()], log=lambda message: None)
-    other = config_lib.make_config(module.config, **settings, loss="arctan")
-    with pytest.raises(train.ResumeError, match=r"other settings \(loss: 'auto' -> 'arctan'\)"):
+    other = config_lib.make_config(module.config, **{**settings, "loss": "arctan"})
+    with pytest.raises(train.ResumeError, match=r"other settings \(loss: 'mse' -> 'arctan'\)"):
         train.run(module, other, log=lambda message: None)
     # A checkpoint from before a config field existed resumes when the field is at its default.
     settings_path = tmp_path / "run" / "backup" / "zoo_settings.json"
@@ -464,7 +464,7 @@ def test_transformer_bad_settings_exit_with_a_clear_message(tmp_path):
     assert config_lib.make_config(module.config).dropout == 0.1
     config = config_lib.make_config(module.config, quick=True, dataset="sklearn_docs", patch_size=4)
     with pytest.raises(config_lib.ConfigError, match="--patch-size applies to the Vision Transformer"):
-        module.build_model(config, module.make_datasets(config))
+        module.build_model(config, module.make_datasets(config), None)
     # End to end: a model made for another task exits 2 with the reason and writes no row.
     result = run_cli("run", "transformer", "--quick", "--dataset", "digits", "--model", "char_gpt_tiny",
                      "--output-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"))
