@@ -178,9 +178,9 @@ def report(run) -> dict:
     untrained = build_model(config, datasets, run.plan).generator
     embed = lambda images: features.predict(images, batch_size=1000, verbose=0)
     train_features = embed(train_images)
-    metrics = {"test_fid": zoo.gan.frechet_distance(embed(generated), train_features),
-               "real_fid": zoo.gan.frechet_distance(embed(test_images[:count]), train_features),
-               "untrained_fid": zoo.gan.frechet_distance(
+    metrics = {"test_fid": zoo.fid.frechet_distance(embed(generated), train_features),
+               "real_fid": zoo.fid.frechet_distance(embed(test_images[:count]), train_features),
+               "untrained_fid": zoo.fid.frechet_distance(
                    embed(zoo.gan.sample_images(untrained, count, wanted, seed=config.seed + 1)), train_features),
                "classifier_accuracy": classifier_accuracy, "latent_dim": config.latent_dim, "width": config.width}
     if model.conditional:

@@ -8,7 +8,6 @@ from sklearn.datasets import load_digits
 
 import zoo
 from recipes.runtime import artifacts, config as config_lib
-from recipes.runtime import train
 from tests.conftest import json_from_two_logical_cpus
 from tests.test_recipes import quick_row_on_two_replicas
 

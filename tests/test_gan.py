@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import zoo
-from recipes.runtime import artifacts, train
+from recipes.runtime import artifacts
 from tests.conftest import assert_handled_failure, json_from_two_logical_cpus, run_cli
 from tests.test_recipes import quick_row_on_two_replicas
 

@@ -35,8 +35,6 @@ import numpy as np
 from keras import layers, ops
 
 from zoo.fid import frechet_distance  # noqa: F401  (a generator's quality, as zoo.gan.frechet_distance)
-# re-exported until recipes/ switch to zoo.images
-from zoo.images import image_grid, save_grid  # noqa: F401
 from zoo.layers import replica_normal, replica_position
 from zoo.registry import register_model
 

@@ -49,7 +49,7 @@ def split(model, num_blocks: int):
     return bottom, top
 
 
-def features_cache_dir(bottom, datasets, config, weights: str) -> str:
+def features_cache_dir(bottom, datasets, config, weights_column: str) -> str:
     """The folder in ``--features-cache`` for this run's features: named by a digest of what
     determines them (the bottom's weights, its output shape, the backbone, weights, cut, image
     size and blocks left to train, the data and its source, the seed, which picks some data
@@ -64,7 +64,7 @@ def features_cache_dir(bottom, datasets, config, weights: str) -> str:
     weights = hashlib.sha256()
     for weight in bottom.weights:
         weights.update(np.asarray(weight).tobytes())
-    key = {"backbone": os.path.basename(config.backbone), "weights": weights,
+    key = {"backbone": os.path.basename(config.backbone), "weights": weights_column,
            "cut_layer": config.cut_layer, "image_size": config.image_size, "unfreeze_blocks": config.unfreeze_blocks,
            "feature_shape": [int(size) for size in bottom.output.shape[1:]], "bottom_weights_sha256": weights.hexdigest(),
            "dataset": config.dataset, "dataset_source": datasets.source, "train_examples": datasets.num_train,
