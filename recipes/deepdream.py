@@ -62,6 +62,7 @@ class Config(RunConfig):
     batch_size: int = 1  # one image per replica
 
     def __post_init__(self):
+        self.epochs = self.octaves  # derived: the row's epochs count octaves
         if self.octaves < 1 or self.steps < 1 or self.octave_scale <= 1 or self.learning_rate <= 0 or self.jitter < 0:
             raise ConfigError(f"deepdream needs --octaves >= 1, --steps >= 1, --octave-scale > 1, --learning-rate > 0 "
                               f"and --jitter >= 0; got {self.octaves}, {self.steps}, {self.octave_scale}, "
@@ -250,7 +251,7 @@ def fit(run) -> FitResult:
 
 RECIPE = Recipe(
     "deepdream", Config, make_datasets, build_model, fit=fit, run_name=lambda config: config.backbone,
-    presets=PRESETS, publish=("dream.png", "comparison.png"), evaluate=False, doc=__doc__,
+    presets=PRESETS, publish=("dream.png", "comparison.png"), trains=False, doc=__doc__,
     columns={
         "start_objective, dream_objective, objective_gain": "the objective (mean over the chosen layers of the "
             "mean squared activation) on the original image and on the dream, both at full size without jitter, "

@@ -62,6 +62,7 @@ class Config(RunConfig):
         if self.head_epochs < 1 or self.finetune_epochs < 0:
             raise ConfigError(f"--head-epochs must be >= 1 and --finetune-epochs >= 0; got "
                               f"{self.head_epochs} and {self.finetune_epochs}")
+        self.epochs = self.head_epochs + self.finetune_epochs  # derived, so config.json says what ran
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1); got {self.dropout}")
         if not 0 <= self.feature_shift < 0.5:

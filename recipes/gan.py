@@ -135,7 +135,10 @@ def feature_classifier(config: Config, datasets, log=print):
     folder = config.classifier_dir
     path = os.path.join(folder, f"{model_name}-{config.dataset}-{epochs}ep-seed{config.seed}.keras")
     if os.path.exists(path) and os.path.exists(path + ".json"):
-        return zoo.backbones.load_model(path), files.read_json(path + ".json")["test_accuracy"]
+        cached = files.read_json(path + ".json")
+        # A cache that does not say its pixel range may come from before the digits came in 0-255: train again.
+        if cached.get("pixel_max") == datasets.pixel_max:
+            return zoo.backbones.load_model(path), cached["test_accuracy"]
     log(f"[gan] training the feature classifier {model_name} on {config.dataset} for {epochs} epochs "
         f"(cached in {folder})")
     keras.utils.set_random_seed(config.seed)
@@ -151,7 +154,8 @@ def feature_classifier(config: Config, datasets, log=print):
     # cache: each file through a name of its own and a rename, the model first.
     train.save_model(model, path)
     files.write_json(path + ".json", {"test_accuracy": accuracy, "model": model_name, "epochs": epochs,
-                                      "batch_size": batch_size, "learning_rate": 1e-3, "seed": config.seed}, indent=2)
+                                      "batch_size": batch_size, "learning_rate": 1e-3, "seed": config.seed,
+                                      "pixel_max": datasets.pixel_max}, indent=2)
     return model, accuracy
 
 

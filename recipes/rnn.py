@@ -45,7 +45,8 @@ PRESETS = {
                                                     "sequence_length", "lr_schedule")},
               "units": Per("dataset", {"digits": (), "sklearn_docs": (128,), "co2": (), "sunspots": ()})},
     "tiny_shakespeare": {"dataset": "tiny_shakespeare", **LANGUAGE_MODEL},
-    "sklearn_docs": {"dataset": "sklearn_docs", **QUICK_BY_DATASET["sklearn_docs"]},
+    "sklearn_docs": {"dataset": "sklearn_docs", **LANGUAGE_MODEL},
+    "digits": {"dataset": "digits", **QUICK_BY_DATASET["digits"]},
     "co2": {"dataset": "co2", **FORECAST},
     "sunspots": {"dataset": "sunspots", **FORECAST},
 }

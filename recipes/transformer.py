@@ -47,13 +47,12 @@ PRESETS = {
     "quick": {"dataset": "digit_tokens",
               **{field: Per("dataset", {dataset: values[field] for dataset, values in QUICK_BY_DATASET.items()})
                  for field in QUICK_BY_DATASET["digits"]},
-              "sequence_length": Per("dataset", {"digit_tokens": 64, "sklearn_docs": 32, "digits": 256})},
+              "sequence_length": Per("model", MODEL_CONTEXT, otherwise=64)},  # read by language models only
     "tiny_shakespeare": {"dataset": "tiny_shakespeare", **LANGUAGE_MODEL},
     "char_gpt_base": {"dataset": "tiny_shakespeare", **LANGUAGE_MODEL, "model": "char_gpt_base", "batch_size": 8,
                       "learning_rate": 1e-3, "random_windows": True, "weight_decay": 0.1, "epochs": 9},
-    "sklearn_docs": {"dataset": "sklearn_docs", **QUICK_BY_DATASET["sklearn_docs"], "sequence_length": 32},
-    **{name: {"dataset": name, **IMAGE} for name in ("mnist", "fashion_mnist", "cifar10")},
-    "digits": {"dataset": "digits", **QUICK_BY_DATASET["digits"]},
+    "sklearn_docs": {"dataset": "sklearn_docs", **LANGUAGE_MODEL},
+    **{name: {"dataset": name, **IMAGE} for name in ("mnist", "fashion_mnist", "cifar10", "digits")},
 }
 
 
@@ -92,7 +91,7 @@ class Config(RunConfig):
 
 
 def digit_token_datasets(seed: int):
-    """scikit-learn's 8x8 digits as 64 tokens each: pixel value v (0-16) is token v + 1,
+    """scikit-learn's 8x8 digits as 64 tokens each: grey level v (0-16 in the file) is token v + 1,
     so the text classifier's path (ids, embedding, masking of 0) runs on bundled data."""
     import tensorflow as tf
 

@@ -13,14 +13,15 @@ from tests.test_recipes import quick_row_on_two_replicas
 
 
 def digit_images(count=None):
-    """scikit-learn's 8x8 digits as raw pixels (0-16), (count, 8, 8, 1) float32, and their classes."""
+    """scikit-learn's 8x8 digits as raw 0-255 pixels (as the recipes give them), (count, 8, 8, 1) float32,
+    and their classes."""
     digits = load_digits()
-    return digits.images[:count].astype("float32")[..., None], digits.target[:count]
+    return digits.images[:count].astype("float32")[..., None] * (255.0 / 16.0), digits.target[:count]
 
 
 def mean_image_cross_entropy(images):
     """Nats per image of independent Bernoulli pixels at the images' mean: the no-latent baseline."""
-    targets = images / 16.0
+    targets = images / 255.0
     mean = np.clip(targets.mean(axis=0), 1e-7, 1 - 1e-7)
     return float(-(targets * np.log(mean) + (1 - targets) * np.log(1 - mean)).reshape(len(images), -1).sum(1).mean())
 
@@ -53,9 +54,9 @@ def test_autoencoder_reconstructs_real_digits_better_than_their_mean_image():
     model = zoo.build("tiny_autoencoder")
     model.compile(keras.optimizers.Adam(1e-2), loss=zoo.autoencoder.bernoulli_cross_entropy,
                   metrics=[keras.metrics.MeanSquaredError(name="mse")])
-    model.fit(images, images / 16, batch_size=64, epochs=10, verbose=0)
-    result = model.evaluate(images, images / 16, batch_size=256, verbose=0, return_dict=True)
-    mean_image_mse = float(np.mean((images / 16 - images.mean(axis=0) / 16) ** 2))
+    model.fit(images, images / 255, batch_size=64, epochs=10, verbose=0)
+    result = model.evaluate(images, images / 255, batch_size=256, verbose=0, return_dict=True)
+    mean_image_mse = float(np.mean((images / 255 - images.mean(axis=0) / 255) ** 2))
     assert result["mse"] < 0.7 * mean_image_mse, (result, mean_image_mse)
     assert result["loss"] < mean_image_cross_entropy(images), result  # nats per image, the VAE's scale
 
@@ -102,7 +103,7 @@ def test_vae_round_trips_through_a_keras_file(tmp_path):
     vae.save(tmp_path / "vae.keras")
     restored = keras.models.load_model(tmp_path / "vae.keras")
     assert isinstance(restored, zoo.autoencoder.VAE)
-    assert (restored.name, restored.latent_dim, restored.input_scale, restored.seed) == ("tiny_vae", 3, 1 / 16, 5)
+    assert (restored.name, restored.latent_dim, restored.input_scale, restored.seed) == ("tiny_vae", 3, 1 / 255, 5)
     codes = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
     np.testing.assert_allclose(restored.decoder.predict(codes, verbose=0), vae.decoder.predict(codes, verbose=0),
                                atol=1e-5)
@@ -118,15 +119,15 @@ def test_vae_round_trips_through_a_keras_file(tmp_path):
 def test_denoising_corruption_is_part_of_the_model_and_active_only_in_training(tmp_path):
     images, _ = digit_images(16)
     model = zoo.autoencoder.autoencoder((8, 8, 1), latent_dim=4, architecture="conv", filters=(8, 16),
-                                        dense_units=16, noise_stddev=0.5, input_scale=1 / 16)
+                                        dense_units=16, noise_stddev=0.5, input_scale=1 / 255)
     clean = model(images, training=False)
     np.testing.assert_allclose(model(images, training=False), clean)
     # Inference is the network with the corruption left out.
     encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
-    np.testing.assert_allclose(keras.ops.sigmoid(decoder(encoder(images / 16))), clean, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.sigmoid(decoder(encoder(images / 255))), clean, atol=1e-6)
     corruption = keras.Model(model.input, model.get_layer("corruption").output)
-    np.testing.assert_allclose(corruption(images, training=False), images / 16, atol=1e-6)
-    noise_1, noise_2 = (np.asarray(corruption(images, training=True)) - images / 16 for _ in range(2))
+    np.testing.assert_allclose(corruption(images, training=False), images / 255, atol=1e-6)
+    noise_1, noise_2 = (np.asarray(corruption(images, training=True)) - images / 255 for _ in range(2))
     assert 0.45 < noise_1.std() < 0.55 and abs(noise_1.mean()) < 0.05  # stddev 0.5 on [0, 1] intensities
     assert np.abs(noise_1 - noise_2).mean() > 0.3  # fresh noise on every call
     assert not np.allclose(model(images, training=True), clean, atol=1e-6)

@@ -18,7 +18,7 @@ def test_cached_split_computes_what_the_whole_model_computes(digit_checkpoint):
                                     (backbones.backbone("mobilenet_v2", input_shape=(48, 48, 3)), (8, 8, 1), 5)):
         model = backbones.classifier(features, num_classes=10, input_shape=shape)
         bottom, top = feature_cache.split(model, blocks)
-        batch = x[:6] * 16
+        batch = x[:6]
         np.testing.assert_allclose(top.predict(bottom.predict(batch, verbose=0), verbose=0),
                                    model.predict(batch, verbose=0), rtol=1e-4, atol=1e-6)
         assert set(map(id, top.weights)) <= set(map(id, model.weights))  # shared, not copied

@@ -92,8 +92,21 @@ def test_presets_resolve_in_order_and_bad_names_are_refused():
     assert (quick_lm.model, quick_lm.epochs, quick_lm.units, quick_lm.quick) == ("char_lstm", 3, (128,), True)
     with pytest.raises(ConfigError, match="preset quick sets model by dataset"):
         parse_overrides(rnn.config, ["--quick", "--dataset", "tiny_shakespeare"], presets=rnn.presets)
+    # The data set's preset applies first, then --quick, then the options: each task keeps its settings.
+    digits = parse_overrides(rnn.config, ["--dataset", "digits"], presets=rnn.presets)
+    assert (digits.model, digits.epochs, digits.batch_size, digits.preset) == ("sequence_lstm", 8, 32, "digits")
+    mlp = recipes.load("mlp")
+    plane = parse_overrides(mlp.config, ["--quick", "--dataset", "reg_plane"], presets=mlp.presets)
+    assert (plane.num_samples, plane.loss, plane.epochs, plane.preset) == (1200, "mse", 60, "reg_plane,quick")
+    transformer = recipes.load("transformer")
+    gpt = parse_overrides(transformer.config, ["--quick", "--dataset", "sklearn_docs", "--model", "char_gpt_small"],
+                          presets=transformer.presets)
+    assert (gpt.sequence_length, gpt.epochs, gpt.dropout) == (128, 4, 0.0)  # the model's own context
     help_text = run_cli("run", "finetune", "--help").stdout
     assert "cifar10_90: image_size=192" in help_text and "(default: -1" not in help_text
+    assert not re.search(r"^ +--epochs ", help_text, re.M)  # set by the phases: not an option of finetune
+    help_text = run_cli("run", "rnn", "--help").stdout
+    assert "with dataset co2: model='lstm_forecaster', epochs=5" in help_text
 
 
 def test_every_recipe_has_real_defaults_and_a_quick_preset():

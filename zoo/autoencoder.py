@@ -245,13 +245,13 @@ def mnist_conv_vae(input_shape=(28, 28, 1), latent_dim=2, **kwargs) -> VAE:
 
 @register_model
 def tiny_autoencoder(input_shape=(8, 8, 1), latent_dim=2, **kwargs) -> keras.Model:
-    """Dense autoencoder for 8x8 digits (pixel values 0-16), for tests and quick runs."""
-    kwargs = {"hidden": (32,), "input_scale": 1 / 16, **kwargs}
+    """Dense autoencoder for 8x8 digits (0-255 pixels, as the recipes give them), for tests and quick runs."""
+    kwargs = {"hidden": (32,), **kwargs}
     return autoencoder(input_shape, latent_dim, "dense", name="tiny_autoencoder", **kwargs)
 
 
 @register_model
 def tiny_vae(input_shape=(8, 8, 1), latent_dim=2, **kwargs) -> VAE:
-    """Dense VAE for 8x8 digits (pixel values 0-16), for tests and quick runs."""
-    kwargs = {"hidden": (32,), "input_scale": 1 / 16, **kwargs}
+    """Dense VAE for 8x8 digits (0-255 pixels, as the recipes give them), for tests and quick runs."""
+    kwargs = {"hidden": (32,), **kwargs}
     return vae(input_shape, latent_dim, "dense", name="tiny_vae", **kwargs)

@@ -157,7 +157,7 @@ def dbn(hidden_units: Sequence[int] = (500, 500, 2000), num_classes: int = 10,
         classifier_activation: str | None = "softmax", name: str = "dbn") -> keras.Model:
     """The classifier a stack of RBMs unrolls into: rescaled, flattened input, one sigmoid
     ``Dense`` layer per RBM (``rbm_0`` ...), then the softmax head. ``input_scale`` must
-    map raw inputs into [0, 1] (1/255 for 8-bit pixels, 1/16 for scikit-learn's digits)."""
+    map raw inputs into [0, 1] (1/255 for 8-bit pixels, the recipes' digits included)."""
     hidden_units = [int(units) for units in hidden_units]
     if not hidden_units or min(hidden_units) < 1:
         raise ValueError(f"hidden_units needs one positive width per RBM, e.g. (500, 500, 2000); got "

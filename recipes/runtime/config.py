@@ -3,7 +3,7 @@
 Every recipe's ``Config`` subclasses ``RunConfig``, so each recipe inherits the common
 options (seed, epochs, batch size, learning rate, mixed precision, XLA, strategy, data
 and output folders). ``parse_overrides`` turns ``--field value`` pairs into a config with
-types checked, on top of the recipe's named presets (``recipes/runtime/presets.py``); an
+types checked, on top of the recipe's named presets (``Per`` for values that depend on another field); an
 unknown field is rejected with the list of valid ones. This module imports no TensorFlow,
 so ``zoo run cnn --help`` answers at once.
 """
@@ -171,19 +171,27 @@ class Per:
 
 
 def describe_presets(presets: dict) -> str:
-    lines = ["presets (--preset NAME; --quick is --preset quick; --dataset D alone applies a preset named D):"]
+    """The presets for ``--help``: each one's values, those that depend on another field grouped by it."""
+    lines = ["presets (--preset NAME; --quick is --preset quick; --dataset D first applies a preset named D):"]
     for name, values in presets.items():
-        shown = ", ".join(f"{field}={value!r}" for field, value in values.items())
-        lines.append(f"  {name}: {shown}")
+        lines.append(f"  {name}: " + ", ".join(f"{field}={value!r}" for field, value in values.items()
+                                              if not isinstance(value, Per)))
+        depending: dict = {}
+        for field, value in values.items():
+            if isinstance(value, Per):
+                choices = {**value.values, **({} if value.otherwise is REFUSED else {"any other": value.otherwise})}
+                for key, choice in choices.items():
+                    depending.setdefault((value.field, key), []).append(f"{field}={choice!r}")
+        lines += [f"      with {field} {key}: " + ", ".join(parts) for (field, key), parts in depending.items()]
     return "\n".join(lines)
 
 
 def chosen_presets(given: dict, presets: dict) -> list[str]:
-    """The presets a command line asks for: ``--quick``, then ``--preset A,B``; with neither, a
-    preset named after the ``--dataset`` given (a recipe's per-task settings), if there is one."""
-    names = (["quick"] if given.get("quick") else []) + [name for name in given.get("preset", "").split(",") if name]
-    if not names and given.get("dataset") in presets:
-        names = [given["dataset"]]
+    """The presets a command line asks for, in the order they apply: the one named after the
+    ``--dataset`` given (a recipe's per-task settings), if there is one; ``--quick``; ``--preset A,B``."""
+    asked = [name for name in given.get("preset", "").split(",") if name]
+    names = ([given["dataset"]] if given.get("dataset") in presets and given["dataset"] not in asked else []) \
+        + (["quick"] if given.get("quick") else []) + asked
     unknown = [name for name in names if name not in presets]
     if unknown:
         close = difflib.get_close_matches(unknown[0], presets, n=1)
@@ -204,7 +212,8 @@ def apply_presets(config_class, given: dict, presets: dict | None) -> tuple[dict
         values[field], sources[field] = value, "command line"
     values["preset"], values["quick"] = ",".join(names), "quick" in names
     if names and "preset" not in given:
-        sources["preset"] = "--quick" if given.get("quick") else f"--dataset {given.get('dataset')}"
+        sources["preset"] = ", ".join(([f"--dataset {given['dataset']}"] if given.get("dataset") in names else [])
+                                      + (["--quick"] if given.get("quick") else []))
     defaults = {field.name: field.default for field in dataclasses.fields(config_class)}
     for field, value in list(values.items()):
         if isinstance(value, Per):

@@ -3,11 +3,11 @@
 A recipe is a module that ends with ``RECIPE = Recipe(...)``. The runtime
 (``recipes.runtime.train.run``) owns the flow and calls the recipe's functions in this order:
 
-    config   = presets.resolve(recipe, argv)                # defaults < presets < command line
+    config   = parse_overrides(recipe.config, argv, presets=recipe.presets)   # defaults < presets < options
     datasets = recipe.make_datasets(config)                 # -> data.Datasets
     model    = recipe.build_model(config, datasets, plan)   # inside strategy.scope(); compiled
-    fitted   = recipe.fit(run) or model.fit(...)            # -> FitResult, passed on to the stages below
-    metrics  = evaluate(model) + recipe.report(run)         # test metrics, then the recipe's own
+    fitted   = recipe.fit(run) if recipe.fit else model.fit(...)   # -> FitResult, kept in run.fitted
+    metrics  = evaluate(model) + fitted.metrics + recipe.report(run)   # test metrics, then the recipe's own
     metrics += recipe.baseline(run)                         # a timed stage of its own (baseline_seconds)
     row      = common columns + metrics                     # appended to results/<name>.csv
 
@@ -94,7 +94,7 @@ class Recipe:
     presets: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)  # name -> field values; "quick" required
     columns: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the row columns it adds -> their meaning
     publish: tuple | Callable = ()  # run files shown beside the table: names, or (config) -> names
-    evaluate: bool = True  # False: no test split to evaluate (a recipe that trains nothing)
+    trains: bool = True  # False: a recipe that trains nothing (deepdream): no resume, no saved model, no test split
     summary: str = ""  # one line for `zoo list`
     doc: str = ""  # the module docstring, for --help
 

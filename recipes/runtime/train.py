@@ -151,7 +151,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
             f"tensor' in multi_step_on_iterator); use --steps-per-execution 1 with MirroredStrategy.")
     keras.utils.set_random_seed(config.seed)
     set_precision(config.mixed_precision)
-    run_name = recipe.run_name(config)
+    run_name = recipe.run_name(config) or name
 
     datasets = recipe.make_datasets(config)
     if 0 < config.train_examples < datasets.num_train:
@@ -185,7 +185,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         log(f"[{name}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
 
         backup_dir, history_csv = state.backup_dir, os.path.join(output_dir, "history.csv")
-        resuming = prepare_resume(backup_dir, config)
+        resuming = prepare_resume(backup_dir, config) if recipe.trains else False
         if resuming:
             log(f"[{name}] resuming from the checkpoint in {backup_dir}")
         elif os.path.exists(history_csv):
@@ -258,7 +258,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
 def evaluate_and_save(run: Run) -> dict:
     """Test metrics, plus the saved model, curves and (classifiers) the confusion matrix."""
     model, datasets, output_dir = run.model, run.datasets, run.output_dir
-    if not run.recipe.evaluate:  # trained nothing: no model to keep, no test split
+    if not run.recipe.trains:  # no model to keep, no test split
         return {}
     model_path = os.path.join(output_dir, "model.keras")
     artifacts.save_model(model, model_path)  # first: an evaluation that fails keeps the trained model
