@@ -5,6 +5,8 @@
     zoo run finetune --preset cifar10_90 --dry-run   the resolved config, without touching data
     zoo run all --quick              every recipe in quick mode, each in its own process (the demo)
     zoo launch --workers 2 cnn       one recipe on 2 worker processes here (MultiWorkerMirroredStrategy)
+    zoo run cnn --data my_images/    a recipe on your own data (an image folder, a CSV table)
+    zoo predict RUN_DIR INPUT...     a trained run's model on new inputs (images, texts, table rows, a prompt)
     zoo results                      the results table
     zoo data import mnist --from DIR prepare a tfds dataset from local raw files, offline
 
@@ -145,6 +147,25 @@ def command_launch(argv: list[str]) -> int:
         return _fail(str(error), USAGE_ERROR)
 
 
+def command_predict(args) -> int:
+    _quiet_tensorflow()
+    import json
+
+    from recipes.runtime import predict
+    from zoo.backbones import WeightsError
+
+    try:
+        answers = predict.predict(args.run_dir, args.inputs, top_k=args.top_k, trust_code=args.trust_model_code,
+                                  length=args.length, temperature=args.temperature, seed=args.seed,
+                                  column=args.column)
+    except WeightsError as error:
+        return _fail(str(error), USAGE_ERROR)
+    except predict.DataError as error:
+        return _fail(str(error), RUN_ERROR)
+    print(json.dumps(answers, indent=2) if args.json else predict.show(answers))
+    return 0
+
+
 def command_results(args) -> int:
     from recipes.runtime import results
 
@@ -187,6 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     listing = commands.add_parser("list", help="list recipes and models")
     listing.add_argument("what", nargs="?", default="all", choices=["all", "recipes", "models"])
     listing.add_argument("--pattern", default="*", help="shell pattern over model names, e.g. 'resnet*'")
+    predicting = commands.add_parser("predict", help="use a trained run's model (zoo predict --help)",
+                                     description="A trained run's model on new inputs: top-k classes of images or "
+                                                 "texts, table rows, a prompt's continuation, a forecast "
+                                                 "(recipes/runtime/predict.py says which input each run takes).")
+    predicting.add_argument("run_dir", help="a run folder, e.g. runs/cnn/small_convnet-digits-quick")
+    predicting.add_argument("inputs", nargs="+", help="image files or folders, texts, CSV files, or a prompt")
+    predicting.add_argument("--top-k", type=int, default=3, help="classes shown per input (default: 3)")
+    predicting.add_argument("--json", action="store_true", help="one JSON list instead of lines")
+    predicting.add_argument("--trust-model-code", action="store_true",
+                            help="load a model that carries Python code (runs that code)")
+    predicting.add_argument("--length", type=int, default=200, help="language models: characters (default: 200)")
+    predicting.add_argument("--temperature", type=float, default=0.8, help="language models (default: 0.8)")
+    predicting.add_argument("--seed", type=int, default=0, help="language models: sampling seed (default: 0)")
+    predicting.add_argument("--column", default="", help="forecasters: the series column (default: the last)")
     showing = commands.add_parser("results", help="print the results table")
     showing.add_argument("--results-dir", default="results")
     data = commands.add_parser("data", help="manage datasets")
@@ -196,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     importing.add_argument("--from", dest="source", required=True, help="folder with the raw files")
     importing.add_argument("--data-dir", default="", help="tfds data dir (default $ZOO_DATA_DIR)")
     args = parser.parse_args(argv)
-    handlers = {"list": command_list, "results": command_results, "data": command_data}
+    handlers = {"list": command_list, "results": command_results, "data": command_data, "predict": command_predict}
     return handlers[args.command](args)
 
 

@@ -68,7 +68,7 @@ def make_datasets(config: Config):
 
     from recipes.runtime import data
 
-    labelled = data.image_classification(config.dataset, config.data_dir, config.seed)
+    labelled = data.images(config)
     scale = 1.0 / labelled.pixel_max
 
     def pair(image, label):  # (raw pixels, the same image in [0, 1]): input and reconstruction target

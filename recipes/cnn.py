@@ -40,7 +40,7 @@ PRESETS = {
 def make_datasets(config: Config):
     from recipes.runtime import data
 
-    datasets = data.image_classification(config.dataset, config.data_dir, config.seed)
+    datasets = data.images(config)
     if config.augment:
         datasets.augment = augmentation(datasets.input_shape)
     return datasets

@@ -69,7 +69,7 @@ def run_name(config: Config) -> str:
 def make_datasets(config: Config):
     from recipes.runtime import data
 
-    return data.image_classification(config.dataset, config.data_dir, config.seed)
+    return data.images(config)
 
 
 def build_model(config: Config, datasets, plan):

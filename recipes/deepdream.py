@@ -46,7 +46,9 @@ class Config(RunConfig):
     NOT_APPLICABLE = {**{name: NO_MODEL for name in ("batch_size", "train_examples", "validation_freq",
                                                       "steps_per_execution", "mixed_precision", "jit_compile",
                                                       "tracking")},
-                      "epochs": "is set by --octaves for deepdream (the row's epochs count octaves); leave it out"}
+                      "epochs": "is set by --octaves for deepdream (the row's epochs count octaves); leave it out",
+                      **{name: "does not apply to deepdream: give your image with --image" for name in
+                         ("data", "data_format", "test_fraction", "label_column", "skip_bad_files")}}
 
     image: str = "chelsea"  # an image file, or a scikit-image photo: astronaut, camera, chelsea, coffee, rocket
     max_side: int = 0  # shrink the image so its longer side is at most this many pixels; 0: keep its size

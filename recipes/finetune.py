@@ -116,7 +116,7 @@ def make_datasets(config: Config):
 
     from recipes.runtime import data
 
-    datasets = data.image_classification(config.dataset, config.data_dir, config.seed)
+    datasets = data.images(config)
     to_float = lambda image, label: (tf.cast(image, tf.float32), label)
     datasets.train, datasets.test = datasets.train.map(to_float), datasets.test.map(to_float)
     return datasets

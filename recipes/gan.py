@@ -62,7 +62,7 @@ def make_datasets(config: Config):
 
     from recipes.runtime import data
 
-    datasets = data.image_classification(config.dataset, config.data_dir, config.seed)
+    datasets = data.images(config)
     to_float = lambda image, label: (tf.cast(image, tf.float32), label)
     datasets.train, datasets.test = datasets.train.map(to_float), datasets.test.map(to_float)
     datasets.task = "generate"  # the labels condition the generator; nothing predicts classes

@@ -114,6 +114,10 @@ def make_datasets(config: Config):
     from recipes.runtime import data
     from recipes.runtime.config import ConfigError
 
+    if config.data:  # a CSV table of your own: numeric features and a label or target column
+        from recipes.runtime import user_data
+
+        return user_data.load(config, ("table",))
     if not 0 <= config.noise <= 0.5:
         raise ConfigError(f"noise must be in [0, 0.5] (the Playground's 0-50%), got {config.noise}")
     unknown = [name for name in config.features if name not in ALL_FEATURES]
@@ -145,15 +149,25 @@ def build_model(config: Config, datasets, plan):
 
     regression = datasets.task == "regress"
     rate = config.regularization_rate
-    model = zoo.build(config.model, input_shape=(2,), head="regression" if regression else "classification",
-                      input_features=config.features, hidden_units=config.hidden_units,
+    table = datasets.table_columns is not None
+    model = zoo.build(config.model, input_shape=datasets.input_shape,
+                      head="regression" if regression else "classification",
+                      **({"num_classes": datasets.num_classes} if datasets.num_classes else {}),
+                      input_features=None if table else config.features, hidden_units=config.hidden_units,
                       activation=config.activation, l1=rate if config.regularization == "l1" else 0.0,
                       l2=rate if config.regularization == "l2" else 0.0)
+    if table:  # features on their own scales: standardised inside the model, so it takes the raw columns
+        normalise = keras.layers.Normalization(name="standardize")
+        normalise.adapt(datasets.train.map(lambda features, label: features).batch(1024))
+        inputs = keras.Input(datasets.input_shape, name="features")
+        model = keras.Model(inputs, model(normalise(inputs)), name=config.model)
     loss_name = config.loss
     if regression == (loss_name == "crossentropy"):
-        raise ConfigError(f"loss={loss_name!r} does not fit dataset {config.dataset!r}: classification sets "
-                          f"{list(CLASSIFICATION)} take crossentropy, regression sets {list(REGRESSION)} "
-                          f"take mse, rmse, mae or arctan")
+        what = f"--data {config.data!r} (a {'regression' if regression else 'classification'} table)" if table \
+            else f"dataset {config.dataset!r}"
+        raise ConfigError(f"loss={loss_name!r} does not fit {what}: classification takes crossentropy, "
+                          f"regression mse, rmse, mae or arctan (--loss); the Playground's classification sets "
+                          f"are {list(CLASSIFICATION)}, its regression sets {list(REGRESSION)}")
     if regression:
         loss = zoo.losses.get(loss_name)
         metrics = [zoo.losses.get_metric(name) for name in ("mse", "rmse", "mae", "arctan")]
@@ -174,6 +188,8 @@ def report(run) -> dict:
     import numpy as np
 
     model, datasets, config = run.model, run.datasets, run.config
+    if datasets.table_columns is not None:  # not points in the plane: nothing to draw
+        return {}
     axis_values = np.linspace(-6, 6, 121, dtype="float32")
     grid_x, grid_y = np.meshgrid(axis_values, axis_values)
     grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
@@ -199,5 +215,5 @@ def report(run) -> dict:
 
 
 RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, presets=PRESETS,
-                publish=("decision_boundary.png",), doc=__doc__,
+                publish=lambda config: () if config.data else ("decision_boundary.png",), doc=__doc__,
                 summary="Feed-forward networks on the TensorFlow Playground's data sets")

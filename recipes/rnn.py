@@ -76,6 +76,11 @@ class Config(RunConfig):
 def make_datasets(config: Config):
     from recipes.runtime import data, sequences
 
+    if config.data:
+        raise data.DataError(f"--data {config.data!r}: the rnn recipe trains on its --dataset sets; reading "
+                             f"your own texts, corpora and series is not built yet (cnn, finetune, gan, autoencoder "
+                             f"and dbn take image folders, mlp takes CSV tables)")
+
     if config.dataset == "digits":  # 8x8 digits read row by row: 8 steps of 8 pixels
         datasets = data.digits_datasets(config.seed)
         rows = lambda image, label: (image[..., 0] / datasets.pixel_max, label)

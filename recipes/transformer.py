@@ -109,6 +109,11 @@ def digit_token_datasets(seed: int):
 def make_datasets(config: Config):
     from recipes.runtime import data, sequences
 
+    if config.data:
+        raise data.DataError(f"--data {config.data!r}: the transformer recipe trains on its --dataset sets; reading "
+                             f"your own texts, corpora and series is not built yet (cnn, finetune, gan, autoencoder "
+                             f"and dbn take image folders, mlp takes CSV tables)")
+
     if config.dataset == "digit_tokens":
         return digit_token_datasets(config.seed)
     if config.task == "classify":

@@ -136,6 +136,14 @@ def log_to_mlflow(recipe: str, config: config_lib.RunConfig, row: dict, output_d
         mlflow.log_artifacts(output_dir)
 
 
+def describe_data(datasets, output_dir: str) -> None:
+    """``data.json``: what ``zoo predict`` needs to turn the saved model's outputs into answers."""
+    files.write_json(os.path.join(output_dir, "data.json"), {
+        "name": datasets.name, "source": datasets.source, "task": datasets.task,
+        "input_shape": list(datasets.input_shape), "class_names": list(datasets.class_names),
+        "pixel_max": datasets.pixel_max, "table_columns": datasets.table_columns}, indent=2, default=str)
+
+
 def record(recipe, config, row: dict, output_dir: str, results_dir: str, log) -> None:
     """Save the run's config and row beside its artifacts; on the chief, append the row and copy
     the pictures the recipe shows beside its table."""

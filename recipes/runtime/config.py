@@ -49,6 +49,11 @@ class RunConfig:
     validation_freq: int = 1  # evaluate on the test split every N epochs during training (the last always)
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
     train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)
+    data: str = ""  # your own data instead of the recipe's data set: an image folder or a CSV table
+    data_format: Literal["auto", "images", "table"] = "auto"  # what --data is; auto: from the path
+    test_fraction: float = 0.2  # --data without train/ and test/: the share held out (stratified, by --seed)
+    label_column: str = ""  # --data tables: the label or target column; "": label, target, else the last
+    skip_bad_files: bool = False  # --data folders: skip files that are not readable images (listed) instead of failing
     quick: bool = False  # the quick preset: seconds, on small data that ships inside a package
     preset: str = ""  # named settings, comma-separated, applied in order (--help lists them)
 

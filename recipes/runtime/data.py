@@ -55,6 +55,7 @@ class Datasets:
     train_batch_map: Callable | None = None
     series: Any = None  # forecasting: the series and its held-out windows (sequences.Series)
     images: Any = None  # a few images worked on directly, as an array (deepdream's photo)
+    table_columns: dict | None = None  # a table's {"features": [column, ...], "label": column}
 
 
 # --- where data came from ---------------------------------------------------------------
@@ -262,6 +263,15 @@ def image_classification(name: str, data_dir: str, seed: int) -> Datasets:
             return Datasets(train, test, "cifar10_jpeg75", manifest["source"], manifest["examples"]["train"],
                             manifest["examples"]["test"], (32, 32, 3), 10, class_names)
     return load_image_classification(name, data_dir)
+
+
+def images(config) -> Datasets:
+    """The image set a recipe trains on: the user's folder (``--data``) when given, else ``--dataset``."""
+    if config.data:
+        from recipes.runtime import user_data
+
+        return user_data.load(config, ("images",))
+    return image_classification(config.dataset, config.data_dir, config.seed)
 
 
 def global_batches(datasets: Datasets, plan, seed: int, train=None, test=None, **options) -> tuple:

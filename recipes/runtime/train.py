@@ -245,6 +245,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
                if datasets.tokens_per_example else {}),
             **metrics, "command": command or " ".join(sys.argv),
         }
+        artifacts.describe_data(datasets, output_dir)
         artifacts.record(recipe, config, row, output_dir, results_dir, log)
         if config.tracking == "mlflow" and chief:
             artifacts.log_to_mlflow(name, config, row, output_dir)

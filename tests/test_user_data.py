@@ -1,0 +1,188 @@
+"""Your own data (--data): an image folder written from scikit-learn's digits as PNGs and CSV tables
+of scikit-learn's bundled sets train the recipes through the same runtime, `zoo predict` uses the
+trained models, and bad data stops a run with a message naming the file, no row and no run folder."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from recipes.runtime import results
+from tests.conftest import assert_handled_failure, run_cli
+
+
+def write_digit_folder(root, classes=range(10), per_class=None, skip=0) -> str:
+    """scikit-learn's 8x8 digits as grey PNGs (0-255), one folder per class: of each class, the
+    ``per_class`` images after its first ``skip``."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    counts = {}
+    for index, (image, label) in enumerate(zip(digits.images, digits.target)):
+        counts[label] = counts.get(label, 0) + 1
+        if label not in classes or counts[label] <= skip or (per_class and counts[label] > skip + per_class):
+            continue
+        folder = os.path.join(root, str(label))
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(np.round(image * (255.0 / 16.0)).astype("uint8")).save(os.path.join(folder, f"{index}.png"))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    return write_digit_folder(tmp_path_factory.mktemp("data") / "digit_pngs")
+
+
+def write_table(path, loader) -> str:
+    loader(as_frame=True).frame.to_csv(path, index=False)
+    return str(path)
+
+
+def run_on(tmp_path, recipe, data, *options):
+    result = run_cli("run", recipe, "--quick", "--data", str(data), *options, "--results-dir",
+                     str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"), "--verbose", "0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return results.read_csv(tmp_path / "results" / f"{recipe}.csv").iloc[0]
+
+
+def predict_json(run_dir, *inputs):
+    result = run_cli("predict", str(run_dir), *map(str, inputs), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_an_image_folder_trains_the_convnet_on_two_replicas_and_predict_agrees_with_the_model(digit_folder,
+                                                                                              tmp_path):
+    row = run_on(tmp_path, "cnn", digit_folder, "--cpu-replicas", "2")
+    assert (row["dataset"], row["replicas"], row["train_examples"]) == ("digit_pngs", 2, 1437)
+    assert "image folder" in row["dataset_source"] and "1797 files, sha256 " in row["dataset_source"]
+    assert "test split 0.2 stratified by seed 42" in row["dataset_source"]
+    assert row["test_accuracy"] > 0.6, row["test_accuracy"]  # chance is 0.1
+    pictures = sorted(os.path.join(digit_folder, "4", name) for name in os.listdir(os.path.join(digit_folder, "4")))[:6]
+    answers = predict_json(tmp_path / "run", *pictures)
+    assert [answer["input"] for answer in answers] == pictures
+    assert all(len(answer["top"]) == 3 and answer["top"][0]["probability"] >= answer["top"][1]["probability"]
+               for answer in answers)
+    import keras
+
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    arrays = np.stack([np.asarray(Image.open(path), "float32")[..., None] for path in pictures])
+    expected = np.argmax(model.predict(arrays, verbose=0), axis=-1)
+    assert [int(answer["top"][0]["class"]) for answer in answers] == expected.tolist()
+    shown = run_cli("predict", str(tmp_path / "run"), pictures[0])
+    assert shown.returncode == 0 and shown.stdout.startswith(f"{pictures[0]}: ")
+
+
+def test_an_image_folder_fine_tunes_a_zoo_checkpoint_on_two_replicas(digit_folder, tmp_path):
+    row = run_on(tmp_path, "finetune", digit_folder, "--cpu-replicas", "2")
+    assert row["dataset"] == "digit_pngs" and row["test_accuracy"] > 0.6, row["test_accuracy"]
+    assert row["scratch_accuracy"] > 0.1
+
+
+def test_train_and_test_folders_are_used_as_they_are(tmp_path):
+    write_digit_folder(tmp_path / "split" / "train", classes=(0, 1), per_class=60)
+    write_digit_folder(tmp_path / "split" / "test", classes=(0, 1), per_class=20, skip=60)  # other images
+    row = run_on(tmp_path, "cnn", tmp_path / "split")
+    assert (row["dataset"], row["train_examples"]) == ("split", 120)
+    assert "its train/ and test/ folders" in row["dataset_source"] and row["test_accuracy"] > 0.8
+
+
+def test_a_classification_table_trains_the_mlp_and_predict_gives_one_answer_per_row(tmp_path):
+    from sklearn.datasets import load_breast_cancer
+
+    table = write_table(tmp_path / "breast_cancer.csv", load_breast_cancer)
+    row = run_on(tmp_path, "mlp", table)
+    assert row["dataset"] == "breast_cancer" and "label column 'target', 30 features" in row["dataset_source"]
+    assert row["test_accuracy"] > 0.85, row["test_accuracy"]  # the majority class is 0.63
+    few = tmp_path / "few.csv"
+    pd.read_csv(table).head(5).drop(columns=["target"]).to_csv(few, index=False)
+    answers = predict_json(tmp_path / "run", few)
+    assert len(answers) == 5 and {choice["class"] for answer in answers for choice in answer["top"]} <= {"0", "1"}
+
+
+def test_a_regression_table_beats_predicting_the_mean(tmp_path):
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    table = write_table(tmp_path / "diabetes.csv", load_diabetes)
+    row = run_on(tmp_path, "mlp", table, "--loss", "mse", "--hidden-units", "16,16", "--learning-rate", "0.01")
+    train, test = train_test_split(pd.read_csv(table), test_size=0.2, random_state=42)  # the recipe's split
+    mean_rmse = float(np.sqrt(np.mean((test["target"] - train["target"].mean()) ** 2)))
+    assert row["test_rmse"] < 0.85 * mean_rmse, (row["test_rmse"], mean_rmse)
+    answers = predict_json(tmp_path / "run", table)
+    assert len(answers) == 442 and all(np.isfinite(answer["prediction"]) for answer in answers)
+
+
+def test_bad_image_folders_fail_naming_the_problem_and_leave_nothing(tmp_path):
+    options = ["--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run")]
+    one = write_digit_folder(tmp_path / "one", classes=(3,), per_class=10)
+    assert_handled_failure(run_cli("run", "cnn", "--quick", "--data", one, *options), 1, "cnn",
+                           "has one class only (['3'])")
+    empty = write_digit_folder(tmp_path / "empty", classes=(3, 5), per_class=10)
+    os.makedirs(os.path.join(empty, "7"))
+    assert_handled_failure(run_cli("run", "cnn", "--quick", "--data", empty, *options), 1, "cnn",
+                           os.path.join(empty, "7"), "are empty")
+    broken = write_digit_folder(tmp_path / "broken", classes=(3, 5), per_class=20)
+    bad = os.path.join(broken, "5", "notes.png")
+    with open(bad, "w") as handle:
+        handle.write("not a picture")
+    assert_handled_failure(run_cli("run", "cnn", "--quick", "--data", broken, *options), 1, "cnn",
+                           "1 of 41 files are not images", bad, "--skip-bad-files true")
+    assert_handled_failure(run_cli("run", "cnn", "--quick", "--data", str(tmp_path / "nowhere"), *options), 1, "cnn",
+                           "no such file or folder")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "run").exists()
+    row = run_on(tmp_path, "cnn", broken, "--skip-bad-files", "true", "--epochs", "1")
+    assert "1 unreadable files skipped" in row["dataset_source"] and row["train_examples"] == 32
+
+
+def test_bad_tables_fail_naming_the_column_or_rows(tmp_path):
+    options = ["--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run")]
+    frame = pd.DataFrame({"x1": np.arange(20.0), "x2": np.arange(20.0) ** 2, "label": [0, 1] * 10})
+    frame.loc[[3, 7], "label"] = np.nan
+    holes = tmp_path / "holes.csv"
+    frame.to_csv(holes, index=False)
+    assert_handled_failure(run_cli("run", "mlp", "--data", str(holes), *options), 1, "mlp",
+                           "2 rows have no 'label' (data rows [4, 8])")
+    frame = pd.DataFrame({"colour": ["red", "blue"] * 10, "x": np.arange(20.0), "label": [0, 1] * 10})
+    words = tmp_path / "words.csv"
+    frame.to_csv(words, index=False)
+    assert_handled_failure(run_cli("run", "mlp", "--data", str(words), *options), 1, "mlp",
+                           "feature columns ['colour'] are not numbers")
+    assert_handled_failure(run_cli("run", "mlp", "--data", str(words), "--label-column", "size", *options), 1,
+                           "mlp", "has no column 'size' (--label-column)")
+    assert_handled_failure(run_cli("run", "rnn", "--data", str(words), *options), 1, "rnn", "--data")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "run").exists()
+
+
+def test_predict_on_a_folder_that_is_not_a_run_says_so(tmp_path):
+    result = run_cli("predict", str(tmp_path), "x.png")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "lacks ['model.keras', 'data.json']" in result.stderr
+
+
+def test_predict_continues_a_prompt_and_forecasts_a_series_from_the_quick_runs(tmp_path):
+    result = run_cli("run", "rnn", "--quick", "--dataset", "sklearn_docs", "--epochs", "1", "--results-dir",
+                     str(tmp_path / "results"), "--output-dir", str(tmp_path / "lm"), "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = predict_json(tmp_path / "lm", "The data set", "--length", "40", "--seed", "3")
+    vocabulary = set(json.loads((tmp_path / "lm" / "vocabulary.json").read_text())["chars"])
+    assert answers[0]["input"] == "The data set" and len(answers[0]["continuation"]) == 40
+    assert set(answers[0]["continuation"]) <= vocabulary
+    assert predict_json(tmp_path / "lm", "The data set", "--length", "40", "--seed", "3") == answers  # seeded
+    refused = run_cli("predict", str(tmp_path / "lm"), "naïve ☃")
+    assert_handled_failure(refused, 1, None, "characters the model never saw")
+
+    result = run_cli("run", "rnn", "--quick", "--dataset", "co2", "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "forecast"), "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    import statsmodels.api as sm
+
+    series = sm.datasets.co2.load_pandas().data["co2"].interpolate().to_frame()
+    series.tail(80).to_csv(tmp_path / "co2.csv")
+    forecast = predict_json(tmp_path / "forecast", tmp_path / "co2.csv")[0]
+    assert len(forecast["forecast"]) == 12 and forecast["last_values"][-1] == pytest.approx(series["co2"].iloc[-1])
+    # A weekly CO2 forecast stays within a few ppm of the last weeks.
+    assert abs(np.mean(forecast["forecast"]) - series["co2"].iloc[-12:].mean()) < 5, forecast
