@@ -69,7 +69,7 @@ def command_run(argv: list[str]) -> int:
                 make_parser(declared.config, f"zoo run {recipe}", declared.doc, declared.presets).print_help()
             return 0
         resolved = {recipe: parse_overrides(declared.config, overrides, f"zoo run {recipe}", declared.presets,
-                                            with_sources=True)
+                                            with_sources=True, data_forms=declared.data_forms)
                     for recipe, declared in chosen.items()}
     except (ConfigError, recipes.UnknownRecipeError) as error:
         return _fail(str(error), USAGE_ERROR)

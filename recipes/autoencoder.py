@@ -184,6 +184,7 @@ def report(run) -> dict:
 
 RECIPE = Recipe(
     "autoencoder", Config, make_datasets, build_model, report=report, run_name=run_name, presets=PRESETS,
+    data_forms=("images",),
     publish=published, doc=__doc__,
     columns={
         "test_elbo": "VAEs: evidence lower bound on the test images in nats per image (negative; higher is better), "

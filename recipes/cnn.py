@@ -74,5 +74,5 @@ def build_model(config: Config, datasets, plan):
     return model
 
 
-RECIPE = Recipe("cnn", Config, make_datasets, build_model, presets=PRESETS, doc=__doc__,
+RECIPE = Recipe("cnn", Config, make_datasets, build_model, presets=PRESETS, data_forms=("images",), doc=__doc__,
                 summary="Convnets: the classic MNIST convnet, CIFAR ResNets")

@@ -220,6 +220,7 @@ def baseline(run) -> dict:
 
 RECIPE = Recipe(
     "dbn", Config, make_datasets, build_model, fit=fit, report=report, baseline=baseline, run_name=run_name,
+    data_forms=("images",),
     presets=PRESETS, publish=("filters.png",), doc=__doc__,
     columns={
         "hidden_units, cd_k, pretrain_epochs": "widths of the stacked RBMs (input side first), Gibbs steps per "

@@ -323,6 +323,7 @@ def scratch_layer(layer):
 
 RECIPE = Recipe(
     "finetune", Config, make_datasets, build_model, fit=fit, baseline=baseline, run_name=run_name, presets=PRESETS,
+    data_forms=("images",),
     doc=__doc__,
     columns={
         "phase1_accuracy": "test accuracy after phase 1 (new head on the frozen backbone)",

@@ -195,6 +195,7 @@ def report(run) -> dict:
 
 RECIPE = Recipe(
     "gan", Config, make_datasets, build_model, report=report, callbacks=callbacks, presets=PRESETS,
+    data_forms=("images",),
     publish=("samples.png", "interpolation.png"), doc=__doc__,
     columns={
         "test_fid": "GANs: Frechet distance between generated and training images in the penultimate features of "

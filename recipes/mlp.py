@@ -214,6 +214,6 @@ def report(run) -> dict:
     return {}
 
 
-RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, presets=PRESETS,
+RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, presets=PRESETS, data_forms=("table",),
                 publish=lambda config: () if config.data else ("decision_boundary.png",), doc=__doc__,
                 summary="Feed-forward networks on the TensorFlow Playground's data sets")

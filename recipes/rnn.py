@@ -38,7 +38,13 @@ QUICK_BY_DATASET = {
     "sklearn_docs": {**LANGUAGE_MODEL, "epochs": 3, "units": (128,), "sequence_length": 64, "learning_rate": 3e-3},
     "co2": {**FORECAST, "epochs": 5}, "sunspots": {**FORECAST, "epochs": 5},
 }
+DATA_FORMS = ("text", "corpus", "series")
 PRESETS = {
+    # --data of each form: its task's settings, and (with --quick) seconds' worth of them.
+    "corpus": LANGUAGE_MODEL, "quick_corpus": QUICK_BY_DATASET["sklearn_docs"],
+    "series": FORECAST, "quick_series": QUICK_BY_DATASET["co2"],
+    "quick_text": {"epochs": 8, "batch_size": 32, "learning_rate": 3e-3, "sequence_length": 100, "vocab_size": 5000,
+                   "units": (32,)},
     "quick": {"dataset": "digits", **{field: Per("dataset", {dataset: values[field] for dataset, values
                                                             in QUICK_BY_DATASET.items() if field in values})
                                       for field in ("model", "epochs", "batch_size", "learning_rate",
@@ -70,6 +76,10 @@ class Config(RunConfig):
 
     @property
     def task(self) -> str:
+        if self.data:  # your own: a text folder or CSV, a corpus file, a series CSV
+            from recipes.runtime import forms
+
+            return forms.task_of(self.data, self.data_format, DATA_FORMS)
         return TASKS[self.dataset]
 
 
@@ -77,9 +87,9 @@ def make_datasets(config: Config):
     from recipes.runtime import data, sequences
 
     if config.data:
-        raise data.DataError(f"--data {config.data!r}: the rnn recipe trains on its --dataset sets; reading "
-                             f"your own texts, corpora and series is not built yet (cnn, finetune, gan, autoencoder "
-                             f"and dbn take image folders, mlp takes CSV tables)")
+        from recipes.runtime import user_data
+
+        return user_data.sequence_datasets(config, DATA_FORMS, config.sequence_length, config.horizon)
 
     if config.dataset == "digits":  # 8x8 digits read row by row: 8 steps of 8 pixels
         datasets = data.digits_datasets(config.seed)
@@ -158,6 +168,7 @@ def report(run) -> dict:
 
 
 RECIPE = Recipe("rnn", Config, make_datasets, build_model, report=report, run_name=run_name, presets=PRESETS,
+                data_forms=DATA_FORMS,
                 publish=published, doc=__doc__,
                 columns={"naive_mae, naive_rmse": "forecasting: errors of the last-value forecast on the same "
                                                   "test windows"},

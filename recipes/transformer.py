@@ -43,7 +43,12 @@ QUICK_BY_DATASET = {
     "digits": {"model": "vit_tiny", "patch_size": 2, "epochs": 12, "batch_size": 32, "learning_rate": 3e-3,
                "dropout": 0.1},
 }
+DATA_FORMS = ("text", "corpus", "images")
 PRESETS = {
+    # --data of each form: its task's settings, and (with --quick) seconds' worth of them.
+    "corpus": LANGUAGE_MODEL, "quick_corpus": {**QUICK_BY_DATASET["sklearn_docs"], "sequence_length": 32},
+    "images": IMAGE, "quick_images": QUICK_BY_DATASET["digits"],
+    "quick_text": {**QUICK_BY_DATASET["digit_tokens"], "sequence_length": 100, "vocab_size": 5000},
     "quick": {"dataset": "digit_tokens",
               **{field: Per("dataset", {dataset: values[field] for dataset, values in QUICK_BY_DATASET.items()})
                  for field in QUICK_BY_DATASET["digits"]},
@@ -87,6 +92,10 @@ class Config(RunConfig):
 
     @property
     def task(self) -> str:
+        if self.data:  # your own: a text folder or CSV, a corpus file, an image folder
+            from recipes.runtime import forms
+
+            return forms.task_of(self.data, self.data_format, DATA_FORMS)
         return TASKS[self.dataset]
 
 
@@ -110,9 +119,12 @@ def make_datasets(config: Config):
     from recipes.runtime import data, sequences
 
     if config.data:
-        raise data.DataError(f"--data {config.data!r}: the transformer recipe trains on its --dataset sets; reading "
-                             f"your own texts, corpora and series is not built yet (cnn, finetune, gan, autoencoder "
-                             f"and dbn take image folders, mlp takes CSV tables)")
+        from recipes.runtime import user_data
+
+        if config.task == "image":
+            return data.images(config)
+        return user_data.sequence_datasets(config, ("text", "corpus"), config.sequence_length,
+                                           random_offsets=config.random_windows)
 
     if config.dataset == "digit_tokens":
         return digit_token_datasets(config.seed)
@@ -215,6 +227,7 @@ def report(run) -> dict:
 
 RECIPE = Recipe(
     "transformer", Config, make_datasets, build_model, report=report, run_name=run_name, presets=PRESETS,
+    data_forms=DATA_FORMS,
     publish=lambda config: ("sample.txt",) if config.task == "language_model" else (), doc=__doc__,
     columns={"flops_per_example": "transformers: forward-pass matrix-product FLOPs of one example (training is "
                                   "about 3x; zoo.transformer.forward_flops)",

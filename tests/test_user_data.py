@@ -153,7 +153,10 @@ def test_bad_tables_fail_naming_the_column_or_rows(tmp_path):
                            "feature columns ['colour'] are not numbers")
     assert_handled_failure(run_cli("run", "mlp", "--data", str(words), "--label-column", "size", *options), 1,
                            "mlp", "has no column 'size' (--label-column)")
-    assert_handled_failure(run_cli("run", "rnn", "--data", str(words), *options), 1, "rnn", "--data")
+    numbers = tmp_path / "numbers.csv"
+    pd.DataFrame({"day": np.arange(30), "value": np.sin(np.arange(30.0))}).to_csv(numbers, index=False)
+    assert_handled_failure(run_cli("run", "transformer", "--data", str(numbers), *options), 1, "transformer",
+                           "is series data; this recipe trains on text or corpus or images")
     assert not (tmp_path / "results").exists() and not (tmp_path / "run").exists()
 
 
@@ -186,3 +189,100 @@ def test_predict_continues_a_prompt_and_forecasts_a_series_from_the_quick_runs(t
     assert len(forecast["forecast"]) == 12 and forecast["last_values"][-1] == pytest.approx(series["co2"].iloc[-1])
     # A weekly CO2 forecast stays within a few ppm of the last weeks.
     assert abs(np.mean(forecast["forecast"]) - series["co2"].iloc[-12:].mean()) < 5, forecast
+
+
+def package_texts() -> dict[str, list[str]]:
+    """Two kinds of real English that ship with installed packages, in chunks of about 300 characters:
+    scikit-learn's descriptions of its bundled data sets, and statsmodels' notes on its own."""
+    import glob
+    import pkgutil
+
+    import sklearn.datasets
+    import statsmodels.datasets
+
+    sklearn_text = "".join(open(path, encoding="utf-8").read() for path in sorted(glob.glob(
+        os.path.join(os.path.dirname(sklearn.datasets.__file__), "descr", "*.rst"))))
+    statsmodels_text = ""
+    for module in pkgutil.iter_modules(statsmodels.datasets.__path__):
+        if not module.name.startswith("_") and module.name not in ("utils", "tests"):
+            loaded = __import__(f"statsmodels.datasets.{module.name}", fromlist=["NOTE"])
+            statsmodels_text += f"{getattr(loaded, 'DESCRLONG', '') or ''} {getattr(loaded, 'NOTE', '') or ''} "
+
+    def chunks(text, size=300):
+        out, words = [], []
+        for word in text.split():
+            words.append(word)
+            if sum(len(item) + 1 for item in words) > size:
+                out.append(" ".join(words))
+                words = []
+        return out
+
+    return {"sklearn": chunks(sklearn_text), "statsmodels": chunks(statsmodels_text)}
+
+
+def test_a_text_folder_and_a_text_csv_train_the_sequence_classifiers_and_predict_labels_texts(tmp_path):
+    documents = package_texts()
+    assert min(len(texts) for texts in documents.values()) > 50
+    for label, texts in documents.items():
+        os.makedirs(tmp_path / "texts" / label)
+        for index, text in enumerate(texts):
+            (tmp_path / "texts" / label / f"{index}.txt").write_text(text, encoding="utf-8")
+    row = run_on(tmp_path / "rnn", "rnn", tmp_path / "texts", "--cpu-replicas", "2")
+    assert row["dataset"] == "texts" and "text folder" in row["dataset_source"] and row["replicas"] == 2
+    assert row["test_accuracy"] > 0.75, row["test_accuracy"]  # the larger class is 0.65
+    table = tmp_path / "texts.csv"
+    pd.DataFrame({"text": sum(documents.values(), []),
+                  "label": sum(([label] * len(texts) for label, texts in documents.items()), [])}).to_csv(table, index=False)
+    row = run_on(tmp_path / "transformer", "transformer", table)
+    assert row["dataset"] == "texts" and "text table" in row["dataset_source"]
+    assert row["test_accuracy"] > 0.75, row["test_accuracy"]
+    samples = [documents["sklearn"][0], documents["statsmodels"][0]]
+    answers = predict_json(tmp_path / "transformer" / "run", *samples)
+    import keras
+
+    import zoo  # noqa: F401  (registers the zoo's layers, which the saved text model uses)
+
+    text_model = keras.models.load_model(tmp_path / "transformer" / "run" / "text_model.keras")
+    expected = np.argmax(text_model.predict(np.array(samples, dtype=object), verbose=0), axis=-1)
+    names = ["sklearn", "statsmodels"]
+    assert [answer["top"][0]["class"] for answer in answers] == [names[index] for index in expected]
+
+
+def test_a_corpus_file_trains_the_char_lstm_and_a_series_csv_the_forecaster(tmp_path):
+    import glob
+
+    import sklearn.datasets
+    import statsmodels.api as sm
+
+    corpus = tmp_path / "descriptions.txt"
+    corpus.write_text("".join(open(path, encoding="utf-8").read() for path in sorted(glob.glob(
+        os.path.join(os.path.dirname(sklearn.datasets.__file__), "descr", "*.rst")))), encoding="utf-8")
+    row = run_on(tmp_path / "lm", "rnn", corpus)
+    vocabulary = json.loads((tmp_path / "lm" / "run" / "vocabulary.json").read_text())["chars"]
+    assert row["model"].startswith("char_lstm") and row["preset"] == "corpus,quick_corpus"
+    assert row["test_loss"] < np.log(len(vocabulary)) - 0.8, row["test_loss"]
+    prompt = predict_json(tmp_path / "lm" / "run", "The data", "--length", "30")[0]
+    assert len(prompt["continuation"]) == 30 and set(prompt["continuation"]) <= set(vocabulary)
+
+    weekly = sm.datasets.co2.load_pandas().data.reset_index().rename(columns={"index": "date"})
+    weekly.sample(frac=1.0, random_state=0).to_csv(tmp_path / "co2.csv", index=False)  # shuffled: date orders it
+    row = run_on(tmp_path / "forecast", "rnn", tmp_path / "co2.csv")
+    assert "column 'co2' ordered by 'date', 59 gaps interpolated" in row["dataset_source"]
+    assert row["test_mae"] < 0.8 * row["naive_mae"], (row["test_mae"], row["naive_mae"])
+    too_short = tmp_path / "short.csv"
+    weekly.head(30).to_csv(too_short, index=False)
+    result = run_cli("run", "rnn", "--data", str(too_short), "--results-dir", str(tmp_path / "r"), "--output-dir",
+                     str(tmp_path / "none"))
+    assert_handled_failure(result, 1, "rnn", "short has 30 values: too few for windows of 52 + 12")
+    assert not (tmp_path / "none").exists()
+
+
+def test_text_that_is_not_utf8_is_named(tmp_path):
+    for label in ("a", "b"):
+        os.makedirs(tmp_path / "texts" / label)
+        (tmp_path / "texts" / label / "1.txt").write_text("plain words here", encoding="utf-8")
+    (tmp_path / "texts" / "b" / "2.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    result = run_cli("run", "rnn", "--data", str(tmp_path / "texts"), "--results-dir", str(tmp_path / "results"),
+                     "--output-dir", str(tmp_path / "run"))
+    assert_handled_failure(result, 1, "rnn", "1 files are not UTF-8 text", str(tmp_path / "texts" / "b" / "2.txt"))
+    assert not (tmp_path / "results").exists() and not (tmp_path / "run").exists()

@@ -49,10 +49,12 @@ class RunConfig:
     validation_freq: int = 1  # evaluate on the test split every N epochs during training (the last always)
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
     train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)
-    data: str = ""  # your own data instead of the recipe's data set: an image folder or a CSV table
-    data_format: Literal["auto", "images", "table"] = "auto"  # what --data is; auto: from the path
+    data: str = ""  # your own data instead of the recipe's set: an image or text folder, a CSV, a text file
+    data_format: Literal["auto", "images", "text", "corpus", "series", "table"] = "auto"  # what --data is; auto: from the path
     test_fraction: float = 0.2  # --data without train/ and test/: the share held out (stratified, by --seed)
-    label_column: str = ""  # --data tables: the label or target column; "": label, target, else the last
+    label_column: str = ""  # --data CSVs: the label or target column; "": label, target, else the last
+    text_column: str = ""  # --data text CSVs: the column of texts; "": text, else the first column of words
+    value_column: str = ""  # --data series CSVs: the series; "": value, else the last numeric column
     skip_bad_files: bool = False  # --data folders: skip files that are not readable images (listed) instead of failing
     quick: bool = False  # the quick preset: seconds, on small data that ships inside a package
     preset: str = ""  # named settings, comma-separated, applied in order (--help lists them)
@@ -191,12 +193,28 @@ def describe_presets(presets: dict) -> str:
     return "\n".join(lines)
 
 
-def chosen_presets(given: dict, presets: dict) -> list[str]:
+def data_form(given: dict, data_forms: tuple) -> str | None:
+    """The form of ``--data`` (forms.py), or None when there is none or it cannot be told yet (the run's
+    data loading then says what is wrong)."""
+    if not given.get("data") or not data_forms:
+        return None
+    from recipes.runtime import forms
+
+    try:
+        return forms.detect(given["data"], given.get("data_format", "auto"), data_forms)
+    except forms.FormError:
+        return None
+
+
+def chosen_presets(given: dict, presets: dict, form: str | None = None) -> list[str]:
     """The presets a command line asks for, in the order they apply: the one named after the
-    ``--dataset`` given (a recipe's per-task settings), if there is one; ``--quick``; ``--preset A,B``."""
+    ``--dataset`` given (a recipe's per-task settings), or after the form of ``--data`` (corpus,
+    series ...), if there is one; ``--quick`` (``quick_<form>`` with ``--data`` where the recipe has
+    one); ``--preset A,B``."""
     asked = [name for name in given.get("preset", "").split(",") if name]
-    names = ([given["dataset"]] if given.get("dataset") in presets and given["dataset"] not in asked else []) \
-        + (["quick"] if given.get("quick") else []) + asked
+    implied = [name for name in (given.get("dataset"), form) if name in presets and name not in asked]
+    quick = f"quick_{form}" if form and f"quick_{form}" in presets else "quick"
+    names = implied[:1] + ([quick] if given.get("quick") else []) + asked
     unknown = [name for name in names if name not in presets]
     if unknown:
         close = difflib.get_close_matches(unknown[0], presets, n=1)
@@ -205,19 +223,21 @@ def chosen_presets(given: dict, presets: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def apply_presets(config_class, given: dict, presets: dict | None) -> tuple[dict, dict]:
+def apply_presets(config_class, given: dict, presets: dict | None, data_forms: tuple = ()) -> tuple[dict, dict]:
     """(values, source of each value that is not a default): defaults < presets in order < ``given``."""
     presets = presets or {}
-    names = chosen_presets(given, presets)
+    form = data_form(given, data_forms)
+    names = chosen_presets(given, presets, form)
     values, sources = {}, {}
     for name in names:
         for field, value in presets[name].items():
             values[field], sources[field] = value, f"preset {name}"
     for field, value in given.items():
         values[field], sources[field] = value, "command line"
-    values["preset"], values["quick"] = ",".join(names), "quick" in names
+    values["preset"], values["quick"] = ",".join(names), any(name.split("_")[0] == "quick" for name in names)
     if names and "preset" not in given:
         sources["preset"] = ", ".join(([f"--dataset {given['dataset']}"] if given.get("dataset") in names else [])
+                                      + ([f"--data ({form})"] if form in names else [])
                                       + (["--quick"] if given.get("quick") else []))
     defaults = {field.name: field.default for field in dataclasses.fields(config_class)}
     for field, value in list(values.items()):
@@ -235,7 +255,7 @@ def apply_presets(config_class, given: dict, presets: dict | None) -> tuple[dict
 
 
 def parse_overrides(config_class, argv: list[str], prog: str = "zoo run", presets: dict | None = None,
-                    description: str = "", with_sources: bool = False):
+                    description: str = "", with_sources: bool = False, data_forms: tuple = ()):
     """Build a config from defaults, then the chosen presets, then argv.
 
     Raises ConfigError naming the bad field or value and the valid choices. ``with_sources``:
@@ -256,7 +276,7 @@ def parse_overrides(config_class, argv: list[str], prog: str = "zoo run", preset
         if text is not None:
             given[name] = _converter(name.replace("_", "-"), types_by_name[name])(text)
     refuse_not_applicable(config_class, given)
-    values, sources = apply_presets(config_class, given, presets)
+    values, sources = apply_presets(config_class, given, presets, data_forms)
     config = make_config(config_class, **values)
     return (config, sources) if with_sources else config
 

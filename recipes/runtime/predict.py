@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from recipes.runtime.data import DataError
-from recipes.runtime.user_data import IMAGE_SUFFIXES
+from recipes.runtime.forms import IMAGE_SUFFIXES
 
 
 class PredictError(DataError):

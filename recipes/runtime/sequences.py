@@ -26,9 +26,15 @@ def text_classification(name: str, data_dir: str, vocab_size: int, sequence_leng
 
     Texts longer than ``sequence_length`` words keep their ``keep="first"`` or ``"last"`` words.
     """
+    train, test, num_train, num_test, class_names, source = load_text_classification(name, data_dir)
+    return vectorized(train, test, num_train, num_test, class_names, name, source, vocab_size, sequence_length, keep)
+
+
+def vectorized(train, test, num_train: int, num_test: int, class_names: list, name: str, source: str,
+               vocab_size: int, sequence_length: int, keep: str = "first") -> Datasets:
+    """(token ids, label) examples of (text, label) datasets; the vectorizer is adapted on ``train`` only."""
     import zoo.text
 
-    train, test, num_train, num_test, class_names, source = load_text_classification(name, data_dir)
     vectorizer = zoo.text.word_vectorizer(train.map(lambda text, label: text).batch(1024), vocab_size,
                                           sequence_length, keep=keep)
     to_ids = lambda text, label: (vectorizer(text[None])[0], label)
@@ -86,9 +92,14 @@ def character_windows(name: str, data_dir: str, sequence_length: int, random_off
     characters), drawn anew every epoch, so a model cannot memorise fixed window
     boundaries; an epoch still covers the text about once.
     """
+    texts, source = sklearn_docs_corpus() if name == "sklearn_docs" else load_text_corpus(name, data_dir)
+    return windows_of(texts, name, source, sequence_length, random_offsets)
+
+
+def windows_of(texts: dict, name: str, source: str, sequence_length: int, random_offsets: bool = False) -> Datasets:
+    """``character_windows`` of a corpus already split into {"train", "validation", "test"} texts."""
     import zoo.text
 
-    texts, source = sklearn_docs_corpus() if name == "sklearn_docs" else load_text_corpus(name, data_dir)
     vocabulary = zoo.text.CharVocabulary.from_text("".join(texts.values()))
     train_ids = vocabulary.encode(texts["train"])
     batch_map = None
@@ -181,6 +192,12 @@ def forecast_windows(name: str, window: int, horizon: int, test_fraction: float 
     """Chronological split: training windows end before the last ``test_fraction`` of the
     series; test windows forecast into it (their inputs may reach back into the training part)."""
     series, unit, source = load_series(name)
+    return forecasts_of(series, unit, name, source, window, horizon, test_fraction)
+
+
+def forecasts_of(series: np.ndarray, unit: str, name: str, source: str, window: int, horizon: int,
+                 test_fraction: float = 0.2) -> Datasets:
+    """``forecast_windows`` of a series already loaded."""
     split = int(len(series) * (1 - test_fraction))
     if split - window - horizon + 1 < 1 or len(series) - split < horizon:
         raise DataError(f"{name} has {len(series)} values: too few for windows of {window} + {horizon} with the "

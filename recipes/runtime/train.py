@@ -136,6 +136,8 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         log=print) -> dict:
     """Train, evaluate and record one run of ``recipe``; returns the results row."""
     name = recipe.name
+    if config.data and not recipe.data_forms:
+        raise config_lib.ConfigError(f"--data: the {name} recipe trains on its own data sets only")
     model_name = getattr(config, "model", "")  # recipes with a zoo model name it in a field called model
     if model_name:
         import zoo

@@ -10,6 +10,12 @@ The form is found from what PATH is (``--data-format`` forces it):
 - ``table``: a CSV of numeric features and a label or target column (``--label-column``; by
   default one named ``label`` or ``target``, else the last). Integer or text labels with few
   values make a classification, anything else a regression.
+- ``text``: a folder of class folders of UTF-8 ``.txt`` files (the IMDB layout), or a CSV with a
+  text column (``--text-column``) and a label column;
+- ``corpus``: one UTF-8 text file, split 90/5/5 in order (train, validation, test) as tfds splits
+  tiny_shakespeare;
+- ``series``: a CSV column of numbers (``--value-column``; a ``date`` or ``time`` column orders the
+  rows), its last 20% held out.
 
 The row says what the data was: ``dataset`` is the folder's or file's name, ``dataset_source``
 its path, file count and a content digest. Bad data stops the run before anything is
@@ -24,35 +30,24 @@ import os
 
 import numpy as np
 
+from recipes.runtime import forms
 from recipes.runtime.data import DataError, Datasets, from_arrays
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-FORMATS = ("auto", "images", "table")
 MAX_CLASSES_OF_INTEGERS = 20  # an integer label column with more values than this is a regression target
 
 
-def detect_format(path: str) -> str:
-    """The form of the data at ``path``: a folder of class folders is images, a CSV a table."""
-    if os.path.isdir(path):
-        return "images"
-    if os.path.isfile(path) and path.lower().endswith(".csv"):
-        return "table"
-    if not os.path.exists(path):
-        raise DataError(f"--data {path!r}: no such file or folder")
-    raise DataError(f"--data {path!r}: cannot tell its form from its name; pass --data-format "
-                    f"({', '.join(FORMATS[1:])})")
-
-
-def load(config, accepted: tuple[str, ...]) -> Datasets:
-    """The ``Datasets`` of ``config.data`` in one of the ``accepted`` forms."""
+def load(config, accepted: tuple[str, ...]):
+    """What ``config.data`` holds, in one of the ``accepted`` forms: ``Datasets`` for images and
+    tables, the raw parts (texts, a corpus, a series) for ``recipes/runtime/sequences.py`` to window."""
     path = os.path.abspath(os.path.expanduser(config.data))
-    form = config.data_format if config.data_format != "auto" else detect_format(path)
-    if form not in accepted:
-        raise DataError(f"--data {config.data!r} is {form} data; this recipe trains on "
-                        f"{' or '.join(accepted)} (--data-format forces a form)")
+    try:
+        form = forms.detect(path, config.data_format, accepted)
+    except forms.FormError as error:
+        raise DataError(str(error)) from None
     if not os.path.exists(path):
         raise DataError(f"--data {config.data!r}: no such file or folder")
-    return {"images": image_folder, "table": table}[form](path, config)
+    return {"images": image_folder, "table": table, "text": texts, "corpus": corpus, "series": series}[form](
+        path, config)
 
 
 def digest(paths: list[str], root: str) -> str:
@@ -230,3 +225,129 @@ def split_unstratified(x, y, test_fraction: float, seed: int, path: str):
     if not 0 < test_fraction < 1:
         raise DataError(f"--test-fraction must be in (0, 1), got {test_fraction}")
     return train_test_split(x, y, test_size=test_fraction, random_state=seed)
+
+
+# --- text, corpora and series: the raw parts sequences.py windows ----------------------------
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from None
+
+
+def texts(path: str, config) -> dict:
+    """{"train": (texts, labels), "test": (...), "class_names", "source"} from a folder or a CSV."""
+    import pandas as pd
+
+    if os.path.isdir(path):
+        split_folders = all(os.path.isdir(os.path.join(path, name)) for name in ("train", "test"))
+        splits = {name: class_folders(os.path.join(path, name)) for name in ("train", "test")} if split_folders \
+            else {"all": class_folders(path)}
+        names = sorted({name for classes in splits.values() for name in classes})
+        documents, bad, files = {}, [], []
+        for split, classes in splits.items():
+            documents[split] = ([], [])
+            for name, paths in classes.items():
+                for file in paths:
+                    try:
+                        documents[split][0].append(read_text(file))
+                        documents[split][1].append(names.index(name))
+                        files.append(file)
+                    except DataError:
+                        bad.append(file)
+        if bad and not config.skip_bad_files:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise DataError(f"{len(bad)} files are not UTF-8 text: {shown}. Save them as UTF-8, or pass "
+                            f"--skip-bad-files true to train on the others")
+        kind, root = "text folder", path
+    else:
+        frame = pd.read_csv(path)
+        words = forms.text_columns(path)
+        text = config.text_column or ("text" if "text" in frame.columns else (words[0] if words else ""))
+        if text not in frame.columns:
+            raise DataError(f"{path} has no column of text {text!r} (--text-column); its columns: "
+                            f"{list(frame.columns)}")
+        target = label_column(frame.drop(columns=[text]), config.label_column, path)
+        missing = frame.index[frame[target].isna() | frame[text].isna()].tolist()
+        if missing:
+            raise DataError(f"{path}: {len(missing)} rows lack a {text!r} or {target!r} (data rows "
+                            f"{[row + 1 for row in missing[:5]]}); fill them in or drop those rows")
+        names = sorted(frame[target].astype(str).unique().tolist())
+        labels = frame[target].astype(str).map({name: index for index, name in enumerate(names)}).tolist()
+        documents, split_folders, bad = {"all": (frame[text].astype(str).tolist(), labels)}, False, []
+        kind, root, files = "text table", os.path.dirname(path), [path]
+    if len(names) < 2:
+        raise DataError(f"{path} has one class only ({names}): a classifier needs at least two")
+    if split_folders:
+        train, test = documents["train"], documents["test"]
+        note = "its train/ and test/ folders"
+    else:
+        x_train, x_test, y_train, y_test = split_once(np.array(documents["all"][0], dtype=object),
+                                                      np.array(documents["all"][1]), config.test_fraction,
+                                                      config.seed, path)
+        train, test = (list(x_train), list(y_train)), (list(x_test), list(y_test))
+        note = f"test split {config.test_fraction:g} stratified by seed {config.seed}"
+    note += f"; {len(bad)} non-UTF-8 files skipped" if bad else ""
+    return {"train": train, "test": test, "class_names": names,
+            "name": os.path.splitext(os.path.basename(path.rstrip("/")))[0],
+            "source": describe_source(kind, path, files, root, note)}
+
+
+def corpus(path: str, config) -> dict:
+    """{"texts": {"train", "validation", "test"}, "name", "source"}: the file split 90/5/5 in order."""
+    text = read_text(path)
+    if len(text) < 2000:
+        raise DataError(f"{path} holds {len(text)} characters; a character language model needs a few thousand "
+                        f"at least (the test split is its last 5%)")
+    cut_train, cut_test = int(len(text) * 0.9), int(len(text) * 0.95)
+    return {"texts": {"train": text[:cut_train], "validation": text[cut_train:cut_test], "test": text[cut_test:]},
+            "name": os.path.splitext(os.path.basename(path))[0],
+            "source": describe_source("text file", path, [path], os.path.dirname(path), "split 90/5/5 in order")}
+
+
+def series(path: str, config) -> dict:
+    """{"values", "unit", "name", "source"}: one numeric column, in time order, gaps interpolated."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    times = [column for column in frame.columns if str(column).lower() in ("date", "time", "timestamp", "datetime")]
+    if times:
+        frame = frame.sort_values(times[0], key=lambda column: pd.to_datetime(column, errors="coerce"))
+    numeric = [column for column in frame.columns if pd.api.types.is_numeric_dtype(frame[column])]
+    column = config.value_column or ("value" if "value" in frame.columns else (numeric[-1] if numeric else ""))
+    if column not in frame.columns or not pd.api.types.is_numeric_dtype(frame[column]):
+        raise DataError(f"{path} has no numeric column {column!r} to forecast (--value-column); its numeric "
+                        f"columns: {numeric}")
+    values = frame[column].interpolate(limit_direction="both").to_numpy("float32")
+    if np.isnan(values).any():
+        raise DataError(f"{path}: column {column!r} holds no numbers")
+    gaps = int(frame[column].isna().sum())
+    note = f"column {column!r}" + (f" ordered by {times[0]!r}" if times else "") + \
+        (f", {gaps} gaps interpolated" if gaps else "") + ", the last 20% held out"
+    return {"values": values, "unit": str(column), "name": os.path.splitext(os.path.basename(path))[0],
+            "source": describe_source("series", path, [path], os.path.dirname(path), note)}
+
+
+def sequence_datasets(config, accepted: tuple[str, ...], sequence_length: int, horizon: int = 12,
+                      random_offsets: bool = False) -> Datasets:
+    """``config.data`` as the sequence recipes' ``Datasets``: texts vectorised, a corpus windowed
+    into characters, a series into forecast windows (``recipes/runtime/sequences.py``)."""
+    import tensorflow as tf
+
+    from recipes.runtime import sequences
+
+    parts, form = load(config, accepted), forms.detect(os.path.abspath(os.path.expanduser(config.data)),
+                                                        config.data_format, accepted)
+    if form == "text":
+        as_dataset = lambda split: tf.data.Dataset.from_tensor_slices(
+            (tf.constant(parts[split][0], tf.string), tf.constant(parts[split][1], tf.int64)))
+        return sequences.vectorized(as_dataset("train"), as_dataset("test"), len(parts["train"][0]),
+                                    len(parts["test"][0]), parts["class_names"], parts["name"], parts["source"],
+                                    config.vocab_size, sequence_length, config.keep)
+    if form == "corpus":
+        return sequences.windows_of(parts["texts"], parts["name"], parts["source"], sequence_length, random_offsets)
+    return sequences.forecasts_of(parts["values"], parts["unit"], parts["name"], parts["source"], sequence_length,
+                                  horizon)
+
