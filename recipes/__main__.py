@@ -157,7 +157,7 @@ def command_predict(args) -> int:
     try:
         answers = predict.predict(args.run_dir, args.inputs, top_k=args.top_k, trust_code=args.trust_model_code,
                                   length=args.length, temperature=args.temperature, seed=args.seed,
-                                  column=args.column)
+                                  column=args.column, plot=args.plot)
     except WeightsError as error:
         return _fail(str(error), USAGE_ERROR)
     except predict.DataError as error:
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     predicting.add_argument("--temperature", type=float, default=0.8, help="language models (default: 0.8)")
     predicting.add_argument("--seed", type=int, default=0, help="language models: sampling seed (default: 0)")
     predicting.add_argument("--column", default="", help="forecasters: the series column (default: the last)")
+    predicting.add_argument("--plot", default="", help="forecasters: also draw the input and forecast to this PNG")
     showing = commands.add_parser("results", help="print the results table")
     showing.add_argument("--results-dir", default="results")
     data = commands.add_parser("data", help="manage datasets")

@@ -3,6 +3,7 @@
     zoo run cnn                                   # mnist_convnet on MNIST: 99.20% in 26 min on 2 CPU cores
     zoo run cnn --preset resnet20_cifar10         # ResNet-20 as He et al. train it on CIFAR-10 (180 epochs)
     zoo run cnn --quick                           # seconds: small_convnet on scikit-learn's 8x8 digits
+    zoo run cnn --data my_images/                 # your own: one folder of images per class
 
 MNIST comes through tfds (import the raw files once offline: ``zoo data import mnist --from
 DIR``); ``--dataset cifar10`` is tfds's CIFAR-10 where prepared, else the imported JPEG copy,
@@ -22,7 +23,7 @@ from recipes.runtime.recipe import Recipe
 @dataclasses.dataclass
 class Config(RunConfig):
     model: str = "mnist_convnet"  # any registered model that takes images (zoo list)
-    dataset: Literal["mnist", "fashion_mnist", "cifar10", "digits"] = "mnist"  # digits: 8x8, ships with scikit-learn
+    dataset: str = "mnist"  # mnist, fashion_mnist, cifar10, digits (8x8, bundled), or any prepared tfds image set
     epochs: int = 12
     batch_size: int = 128
     learning_rate: float = 1e-3

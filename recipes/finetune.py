@@ -43,7 +43,7 @@ class Config(RunConfig):
     weights_format: Literal["keras", "torchvision"] = "torchvision"  # how a weights file was made
     cut_layer: str = ""  # .keras backbones: the layer whose output is the feature; "": below the last Dense
     trust_model_code: bool = False  # .keras backbones: load one that carries Python code (runs that code)
-    dataset: Literal["cifar10", "mnist", "fashion_mnist", "digits"] = "cifar10"
+    dataset: str = "cifar10"  # cifar10, mnist, fashion_mnist, digits (bundled), or any prepared tfds image set
     image_size: int = 160  # ImageNet backbones: images resized to this inside the model; 0: keep their size
     head_epochs: int = 2  # phase 1: the head on the frozen backbone
     finetune_epochs: int = 3  # phase 2: the top blocks too

@@ -4,6 +4,7 @@
     zoo run mlp --dataset spiral --features x1,x2,x1_sq,x2_sq,x1_x2,sin_x1,sin_x2 --hidden-units 8,8,6
     zoo run mlp --dataset reg_plane --loss arctan  # regression, arctan error
     zoo run mlp --quick                          # spiral, all features, seconds
+    zoo run mlp --data table.csv                 # your own: numeric features and a label or target column
 
 The data sets are generated the way tensorflow/playground's ``src/dataset.ts`` does: circle,
 xor, two Gaussians, two spirals, and the regression sets plane and six Gaussians. Defaults are

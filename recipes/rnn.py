@@ -5,6 +5,7 @@
     zoo run rnn --dataset tiny_shakespeare   # character language model (char_lstm): 1.582 nats/char in 86 min
     zoo run rnn --dataset co2                # weekly Mauna Loa CO2, 12 weeks ahead: MAE 0.380 ppm in 5 min
     zoo run rnn --quick [--dataset sklearn_docs|co2]   # seconds: digits rows, scikit-learn's docs, CO2
+    zoo run rnn --data reviews/ | corpus.txt | series.csv   # your own texts, corpus or series (its preset)
 
 - Sentiment: tfds ``imdb_reviews`` (``zoo data import imdb_reviews --from DIR`` once); a
   ``TextVectorization`` adapted on the training reviews (20,000 words), the last 400 words of
@@ -60,7 +61,7 @@ PRESETS = {
 
 @dataclasses.dataclass
 class Config(RunConfig):
-    dataset: Literal["imdb_reviews", "tiny_shakespeare", "co2", "sunspots", "digits", "sklearn_docs"] = "imdb_reviews"
+    dataset: str = "imdb_reviews"  # also tiny_shakespeare, co2, sunspots, digits, sklearn_docs, or a tfds text set
     model: str = "imdb_bilstm"  # the other tasks' presets: char_lstm, lstm_forecaster (sequence_lstm on digits)
     units: tuple[int, ...] = ()  # override the model's layer sizes, e.g. --units 256,256; empty: the model's own
     epochs: int = 3
@@ -80,7 +81,7 @@ class Config(RunConfig):
             from recipes.runtime import forms
 
             return forms.task_of(self.data, self.data_format, DATA_FORMS)
-        return TASKS[self.dataset]
+        return TASKS.get(self.dataset, "classify")  # another tfds set: a supervised text classification
 
 
 def make_datasets(config: Config):

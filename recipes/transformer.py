@@ -5,6 +5,7 @@
                                                      # in 84 min on 2 CPU cores
     zoo run transformer --dataset mnist              # Vision Transformer (vit_mnist): 97.80% in 8 epochs
     zoo run transformer --quick [--dataset sklearn_docs|digits]   # seconds: digit tokens, scikit-learn's docs, digits
+    zoo run transformer --data reviews/ | corpus.txt | images/  # your own texts, corpus or image folder
 
 - Sentiment: tfds ``imdb_reviews``, the ``rnn`` recipe's 20,000-word vectorizer, the last 256
   words of a review, padding masked in attention and pooling; saves ``text_model.keras``.
@@ -63,8 +64,8 @@ PRESETS = {
 
 @dataclasses.dataclass
 class Config(RunConfig):
-    dataset: Literal["imdb_reviews", "tiny_shakespeare", "mnist", "fashion_mnist", "cifar10", "digit_tokens",
-                     "sklearn_docs", "digits"] = "imdb_reviews"
+    dataset: str = "imdb_reviews"  # also tiny_shakespeare, mnist, fashion_mnist, cifar10, digit_tokens, sklearn_docs,
+    # digits, or a tfds text set
     model: str = "transformer_classifier_small"  # the other tasks' presets: char_gpt_small, vit_mnist
     epochs: int = 2
     batch_size: int = 64  # per replica
@@ -96,7 +97,7 @@ class Config(RunConfig):
             from recipes.runtime import forms
 
             return forms.task_of(self.data, self.data_format, DATA_FORMS)
-        return TASKS[self.dataset]
+        return TASKS.get(self.dataset, "classify")  # another tfds set: a supervised text classification
 
 
 def digit_token_datasets(seed: int):

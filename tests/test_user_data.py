@@ -269,6 +269,10 @@ def test_a_corpus_file_trains_the_char_lstm_and_a_series_csv_the_forecaster(tmp_
     row = run_on(tmp_path / "forecast", "rnn", tmp_path / "co2.csv")
     assert "column 'co2' ordered by 'date', 59 gaps interpolated" in row["dataset_source"]
     assert row["test_mae"] < 0.8 * row["naive_mae"], (row["test_mae"], row["naive_mae"])
+    weekly.tail(60).to_csv(tmp_path / "recent.csv", index=False)
+    answer = predict_json(tmp_path / "forecast" / "run", tmp_path / "recent.csv", "--plot", tmp_path / "next.png")[0]
+    assert len(answer["forecast"]) == 12 and abs(np.mean(answer["forecast"]) - weekly["co2"].tail(12).mean()) < 5
+    assert Image.open(tmp_path / "next.png").size[0] > 0
     too_short = tmp_path / "short.csv"
     weekly.head(30).to_csv(too_short, index=False)
     result = run_cli("run", "rnn", "--data", str(too_short), "--results-dir", str(tmp_path / "r"), "--output-dir",
@@ -286,3 +290,58 @@ def test_text_that_is_not_utf8_is_named(tmp_path):
                      "--output-dir", str(tmp_path / "run"))
     assert_handled_failure(result, 1, "rnn", "1 files are not UTF-8 text", str(tmp_path / "texts" / "b" / "2.txt"))
     assert not (tmp_path / "results").exists() and not (tmp_path / "run").exists()
+
+
+def test_scikit_image_photos_in_two_class_folders_fine_tune_the_imagenet_backbone(shared_weights, tmp_path):
+    import skimage.data
+
+    weights = shared_weights("mobilenet_v2_imagenet.weights.h5")
+    rng = np.random.default_rng(0)
+    for label, photos in (("cat", ("chelsea", "cat")), ("microscopy", ("immunohistochemistry", "retina"))):
+        os.makedirs(tmp_path / "photos" / label)
+        for photo in photos:
+            image = getattr(skimage.data, photo)()
+            for index in range(20):  # random 160x160 crops, saved at 96x96
+                top, left = rng.integers(0, image.shape[0] - 160), rng.integers(0, image.shape[1] - 160)
+                crop = Image.fromarray(image[top:top + 160, left:left + 160]).resize((96, 96))
+                crop.save(tmp_path / "photos" / label / f"{photo}-{index}.jpg")
+    result = run_cli("run", "finetune", "--data", str(tmp_path / "photos"), "--weights", weights, "--image-size", "96",
+                     "--head-epochs", "2", "--finetune-epochs", "1", "--scratch", "false", "--batch-size", "16",
+                     "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "run"),
+                     "--verbose", "0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    row = results.read_csv(tmp_path / "results" / "finetune.csv").iloc[0]
+    assert (row["dataset"], row["weights"]) == ("photos", "mobilenet_v2_imagenet.weights.h5 (torchvision)")
+    assert "RGB 96x96" in row["dataset_source"] and row["test_accuracy"] > 0.9, row["test_accuracy"]
+    answers = predict_json(tmp_path / "run", tmp_path / "photos" / "cat" / "chelsea-0.jpg")
+    assert answers[0]["top"][0]["class"] == "cat"
+
+
+def test_any_tfds_image_or_text_set_by_name_under_mock_data(tmp_path, monkeypatch):
+    """--dataset NAME takes any tfds set whose supervised pair is (fixed-size image | text, class): the
+    feature keys come from the builder's info; a set of varying image sizes says to use --data."""
+    import tensorflow_datasets as tfds
+
+    import recipes
+    from recipes.runtime import config as config_lib
+    from recipes.runtime import data, train
+
+    monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
+    options = dict(epochs=1, batch_size=16, strategy="cpu", verbose=0, data_dir=str(tmp_path / "tfds"))
+    cnn = recipes.load("cnn")
+    config = config_lib.make_config(cnn.config, dataset="cifar100", model="resnet20", output_dir=str(tmp_path / "a"),
+                                    results_dir=str(tmp_path / "results"), **options)
+    with tfds.testing.mock_data(num_examples=48):
+        row = train.run(cnn, config, command="test", log=lambda message: None)
+    assert (row["dataset"], row["model"]) == ("cifar100", "resnet20") and row["dataset_source"].startswith("tfds")
+    rnn = recipes.load("rnn")
+    config = config_lib.make_config(rnn.config, dataset="yelp_polarity_reviews", units=(8,), vocab_size=200,
+                                    sequence_length=16, output_dir=str(tmp_path / "b"),
+                                    results_dir=str(tmp_path / "results"), **options)
+    with tfds.testing.mock_data(num_examples=48):
+        row = train.run(rnn, config, command="test", log=lambda message: None)
+    assert row["dataset"] == "yelp_polarity_reviews" and 0 <= row["test_accuracy"] <= 1
+    with tfds.testing.mock_data(num_examples=8), pytest.raises(data.DataError, match="images vary in size"):
+        data.load_image_classification("tf_flowers", str(tmp_path / "tfds"))
+    with tfds.testing.mock_data(num_examples=8), pytest.raises(data.DataError, match="needs text in"):
+        data.load_text_classification("mnist", str(tmp_path / "tfds"))

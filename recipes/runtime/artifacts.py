@@ -141,7 +141,8 @@ def describe_data(datasets, output_dir: str) -> None:
     files.write_json(os.path.join(output_dir, "data.json"), {
         "name": datasets.name, "source": datasets.source, "task": datasets.task,
         "input_shape": list(datasets.input_shape), "class_names": list(datasets.class_names),
-        "pixel_max": datasets.pixel_max, "table_columns": datasets.table_columns}, indent=2, default=str)
+        "pixel_max": datasets.pixel_max, "table_columns": datasets.table_columns,
+        "series_unit": datasets.series.unit if datasets.series is not None else None}, indent=2, default=str)
 
 
 def record(recipe, config, row: dict, output_dir: str, results_dir: str, log) -> None:

@@ -98,8 +98,7 @@ def network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0
         return False
 
 
-def load_tfds(name: str, data_dir: str, splits=("train", "test"), as_supervised: bool = True
-              ) -> tuple[list, object, str]:
+def load_tfds(name: str, data_dir: str, splits=None, as_supervised: bool = True, with_splits: bool = False) -> tuple:
     """``(datasets, info, source)`` for tfds dataset ``name``, as (input, label) pairs when
     ``as_supervised``, else as feature dictionaries.
 
@@ -121,9 +120,13 @@ def load_tfds(name: str, data_dir: str, splits=("train", "test"), as_supervised:
         builder.download_and_prepare()
     manifest = read_manifest(data_dir, name)
     source = manifest["source"] if manifest else f"tfds {name} (downloaded by tensorflow-datasets)"
+    if splits is None:  # train and test; a set with no test split holds out the last 20% of train
+        splits = ("train", "test") if "test" in builder.info.splits else ("train[:80%]", "train[80%:]")
+        if splits[1] != "test":
+            source += "; no test split: the last 20% of train held out"
     datasets = [builder.as_dataset(split=split, as_supervised=as_supervised, shuffle_files=split == "train")
                 for split in splits]
-    return datasets, builder.info, source
+    return (datasets, builder.info, source, splits) if with_splits else (datasets, builder.info, source)
 
 
 def count_examples(dataset: tf.data.Dataset) -> int:
@@ -131,28 +134,51 @@ def count_examples(dataset: tf.data.Dataset) -> int:
     return cardinality if cardinality >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
 
 
-def split_sizes(info, train: tf.data.Dataset, test: tf.data.Dataset) -> tuple[int, int]:
+def split_sizes(info, train: tf.data.Dataset, test: tf.data.Dataset, splits=("train", "test")) -> tuple[int, int]:
     """Examples in the train and test splits: tfds's metadata, else counted."""
     try:
-        return info.splits["train"].num_examples, info.splits["test"].num_examples
-    except KeyError:  # split sizes are unknown when tfds.testing.mock_data has no metadata
-        return count_examples(train), count_examples(test)
+        sizes = info.splits[splits[0]].num_examples, info.splits[splits[1]].num_examples
+        if min(sizes) > 0:
+            return sizes
+    except (KeyError, ValueError):  # split sizes are unknown when tfds.testing.mock_data has no metadata
+        pass
+    return count_examples(train), count_examples(test)
+
+
+def supervised_features(name: str, info, kind: str) -> tuple:
+    """(input feature, label feature) of a tfds set, checked to be ``kind`` ("image" or "text") and classes."""
+    import tensorflow_datasets as tfds
+
+    keys = info.supervised_keys
+    if not keys or len(keys) < 2:
+        raise DataError(f"tfds {name} has no supervised (input, label) pair to train a classifier on")
+    feature, label = info.features[keys[0]], info.features[keys[1]]
+    expected = {"image": tfds.features.Image, "text": tfds.features.Text}[kind]
+    if not isinstance(feature, expected) or not isinstance(label, tfds.features.ClassLabel):
+        raise DataError(f"tfds {name} pairs {keys[0]!r} ({type(feature).__name__}) with {keys[1]!r} "
+                        f"({type(label).__name__}); this recipe needs {kind} in, a class label out")
+    if kind == "image" and None in tuple(feature.shape):
+        raise DataError(f"tfds {name}'s images vary in size ({feature.shape}); write them out as class folders and "
+                        f"train with --data, which resizes them to one size")
+    return feature, label
 
 
 def load_image_classification(name: str, data_dir: str) -> Datasets:
     """A tfds image-classification dataset (mnist, fashion_mnist, cifar10 ...) as ``Datasets``."""
-    (train, test), info, source = load_tfds(name, data_dir)
-    num_train, num_test = split_sizes(info, train, test)
-    label = info.features["label"]
-    return Datasets(train, test, name, source, num_train, num_test, tuple(info.features["image"].shape),
-                    label.num_classes, list(label.names))
+    (train, test), info, source, splits = load_tfds(name, data_dir, with_splits=True)
+    image, label = supervised_features(name, info, "image")
+    num_train, num_test = split_sizes(info, train, test, splits)
+    return Datasets(train, test, name, source, num_train, num_test, tuple(image.shape), label.num_classes,
+                    list(label.names))
+
 
 
 def load_text_classification(name: str, data_dir: str) -> tuple[tf.data.Dataset, tf.data.Dataset, int, int, list, str]:
     """``(train, test, num_train, num_test, class_names, source)`` of (text, label) pairs, e.g. imdb_reviews."""
-    (train, test), info, source = load_tfds(name, data_dir)
-    num_train, num_test = split_sizes(info, train, test)
-    return train, test, num_train, num_test, list(info.features["label"].names), source
+    (train, test), info, source, splits = load_tfds(name, data_dir, with_splits=True)
+    _, label = supervised_features(name, info, "text")
+    num_train, num_test = split_sizes(info, train, test, splits)
+    return train, test, num_train, num_test, list(label.names), source
 
 
 def load_text_corpus(name: str, data_dir: str, splits=("train", "validation", "test")) -> tuple[dict, str]:

@@ -82,7 +82,7 @@ def classes(probabilities: np.ndarray, names: list[str], top_k: int) -> list[dic
 
 
 def predict(run_dir: str, inputs: list[str], top_k: int = 3, trust_code: bool = False, length: int = 200,
-            temperature: float = 0.8, seed: int = 0, column: str = "") -> list[dict]:
+            temperature: float = 0.8, seed: int = 0, column: str = "", plot: str = "") -> list[dict]:
     """One answer per input (per row of a table), as plain data."""
     from zoo.backbones import load_model
 
@@ -115,7 +115,10 @@ def predict(run_dir: str, inputs: list[str], top_k: int = 3, trust_code: bool = 
                                                                     temperature=temperature, seed=seed)}
                 for prompt in inputs]
     if task == "forecast":
-        return [predict_series(model, path, column) for path in inputs]
+        answers = [predict_series(model, path, column, facts.get("series_unit") or "") for path in inputs]
+        if plot:
+            plot_forecasts(answers, plot)
+        return answers
     raise PredictError(f"{run_dir} is a {task} run ({facts['name']}); zoo predict answers for image, text and "
                        f"table classifiers, tables, language models and forecasters")
 
@@ -144,20 +147,44 @@ def predict_table(model, facts: dict, inputs: list[str], top_k: int) -> list[dic
     return answers
 
 
-def predict_series(model, path: str, column: str) -> dict:
+def predict_series(model, path: str, column: str, trained_on: str = "") -> dict:
+    import types
+
     import pandas as pd
 
-    frame = pd.read_csv(path)
-    name = column or frame.columns[-1]
-    if name not in frame.columns:
-        raise PredictError(f"{path} has no column {name!r}; its columns: {list(frame.columns)}")
-    values = frame[name].to_numpy("float32")
+    from recipes.runtime import user_data
+
+    if not column and trained_on in pd.read_csv(path, nrows=1).columns:  # the column the run trained on
+        column = trained_on
+    # Read as training read it: the value column (--column), ordered by a date or time column, gaps filled.
+    series = user_data.series(path, types.SimpleNamespace(value_column=column))
+    values, name = series["values"], series["unit"]
     window = int(model.input_shape[1])
-    if len(values) < window or np.isnan(values[-window:]).any():
+    if len(values) < window:
         raise PredictError(f"{path}: the forecaster reads the last {window} values of {name!r}; it has "
-                           f"{len(values)} (or empty cells among the last {window})")
+                           f"{len(values)}")
     forecast = np.asarray(model.predict(values[None, -window:, None], verbose=0))[0]
-    return {"input": path, "last_values": values[-5:].tolist(), "forecast": forecast.tolist()}
+    return {"input": path, "column": name, "last_values": values[-5:].tolist(), "forecast": forecast.tolist(),
+            "window": values[-window:].tolist()}
+
+
+def plot_forecasts(answers: list[dict], path: str) -> None:
+    """``--plot``: each input's last window and the forecast after it, one panel per input."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(answers), 1, figsize=(9, 3.2 * len(answers)), squeeze=False)
+    for axis, answer in zip(axes[:, 0], answers):
+        window, forecast = answer["window"], answer["forecast"]
+        axis.plot(range(len(window)), window, color="black", label="input")
+        axis.plot(range(len(window), len(window) + len(forecast)), forecast, color="tab:blue", marker=".",
+                  label="forecast")
+        axis.set_title(f"{os.path.basename(answer['input'])}: {answer['column']}", fontsize=9)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def show(answers: list[dict]) -> str:
