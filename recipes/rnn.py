@@ -88,9 +88,9 @@ def make_datasets(config: Config):
     from recipes.runtime import data, sequences
 
     if config.data:
-        from recipes.runtime import user_data
+        from recipes.runtime import user_sequences
 
-        return user_data.sequence_datasets(config, DATA_FORMS, config.sequence_length, config.horizon)
+        return user_sequences.sequence_datasets(config, DATA_FORMS, config.sequence_length, config.horizon)
 
     if config.dataset == "digits":  # 8x8 digits read row by row: 8 steps of 8 pixels
         datasets = data.digits_datasets(config.seed)

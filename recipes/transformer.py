@@ -120,12 +120,12 @@ def make_datasets(config: Config):
     from recipes.runtime import data, sequences
 
     if config.data:
-        from recipes.runtime import user_data
+        from recipes.runtime import user_sequences
 
         if config.task == "image":
             return data.images(config)
-        return user_data.sequence_datasets(config, ("text", "corpus"), config.sequence_length,
-                                           random_offsets=config.random_windows)
+        return user_sequences.sequence_datasets(config, ("text", "corpus"), config.sequence_length,
+                                                random_offsets=config.random_windows)
 
     if config.dataset == "digit_tokens":
         return digit_token_datasets(config.seed)

@@ -152,12 +152,12 @@ def predict_series(model, path: str, column: str, trained_on: str = "") -> dict:
 
     import pandas as pd
 
-    from recipes.runtime import user_data
+    from recipes.runtime import user_sequences
 
     if not column and trained_on in pd.read_csv(path, nrows=1).columns:  # the column the run trained on
         column = trained_on
     # Read as training read it: the value column (--column), ordered by a date or time column, gaps filled.
-    series = user_data.series(path, types.SimpleNamespace(value_column=column))
+    series = user_sequences.series(path, types.SimpleNamespace(value_column=column))
     values, name = series["values"], series["unit"]
     window = int(model.input_shape[1])
     if len(values) < window:

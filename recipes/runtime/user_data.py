@@ -10,12 +10,7 @@ The form is found from what PATH is (``--data-format`` forces it):
 - ``table``: a CSV of numeric features and a label or target column (``--label-column``; by
   default one named ``label`` or ``target``, else the last). Integer or text labels with few
   values make a classification, anything else a regression.
-- ``text``: a folder of class folders of UTF-8 ``.txt`` files (the IMDB layout), or a CSV with a
-  text column (``--text-column``) and a label column;
-- ``corpus``: one UTF-8 text file, split 90/5/5 in order (train, validation, test) as tfds splits
-  tiny_shakespeare;
-- ``series``: a CSV column of numbers (``--value-column``; a ``date`` or ``time`` column orders the
-  rows), its last 20% held out.
+- ``text``, ``corpus``, ``series``: read by ``recipes/runtime/user_sequences.py``.
 
 The row says what the data was: ``dataset`` is the folder's or file's name, ``dataset_source``
 its path, file count and a content digest. Bad data stops the run before anything is
@@ -46,8 +41,11 @@ def load(config, accepted: tuple[str, ...]):
         raise DataError(str(error)) from None
     if not os.path.exists(path):
         raise DataError(f"--data {config.data!r}: no such file or folder")
-    return {"images": image_folder, "table": table, "text": texts, "corpus": corpus, "series": series}[form](
-        path, config)
+    if form in ("text", "corpus", "series"):
+        from recipes.runtime import user_sequences
+
+        return getattr(user_sequences, form if form != "text" else "texts")(path, config)
+    return {"images": image_folder, "table": table}[form](path, config)
 
 
 def digest(paths: list[str], root: str) -> str:
@@ -85,27 +83,15 @@ def class_folders(root: str) -> dict[str, list[str]]:
     return classes
 
 
-def read_images(files: list[str], skip_bad: bool):
-    """(Pillow images, the files they came from); unreadable files fail the run unless ``skip_bad``."""
-    from PIL import Image, UnidentifiedImageError
-
-    images, kept, bad = [], [], []
-    for path in files:
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                images.append(opened.copy())
-            kept.append(path)
-        except (UnidentifiedImageError, OSError):
-            bad.append(path)
-    if bad and not skip_bad:
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise DataError(f"{len(bad)} of {len(files)} files are not images Pillow can read: {shown}. Remove them, "
-                        f"or pass --skip-bad-files true to train on the others")
-    return images, kept, bad
+def refuse_unreadable(bad: list[str], total: int) -> None:
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    raise DataError(f"{len(bad)} of {total} files are not images Pillow can read: {shown}. Remove them, or pass "
+                    f"--skip-bad-files true to train on the others")
 
 
 def image_folder(root: str, config) -> Datasets:
+    from PIL import Image, UnidentifiedImageError
+
     split_folders = all(os.path.isdir(os.path.join(root, name)) for name in ("train", "test"))
     splits = {name: class_folders(os.path.join(root, name)) for name in ("train", "test")} if split_folders \
         else {"all": class_folders(root)}
@@ -115,22 +101,40 @@ def image_folder(root: str, config) -> Datasets:
     if split_folders and set(splits["train"]) != set(splits["test"]):
         raise DataError(f"{root}/train and {root}/test name different classes: {sorted(splits['train'])} against "
                         f"{sorted(splits['test'])}; give both the same class folders")
-    loaded, skipped, all_files = {}, [], []
-    for split, classes in splits.items():
-        files = [(path, names.index(name)) for name, paths in classes.items() for path in paths]
-        images, kept, bad = read_images([path for path, _ in files], config.skip_bad_files)
-        label_of = dict(files)
-        loaded[split] = (images, np.array([label_of[path] for path in kept], "int64"))
-        skipped += bad
-        all_files += kept
-    images = [image for split_images, _ in loaded.values() for image in split_images]
-    mode = collections.Counter("L" if image.mode in ("L", "1", "I;16", "I") else "RGB" for image in images).most_common(1)[0][0]
-    width, height = collections.Counter(image.size for image in images).most_common(1)[0][0]
+    files = {split: [(path, names.index(name)) for name, paths in classes.items() for path in paths]
+             for split, classes in splits.items()}
+    total = sum(len(pairs) for pairs in files.values())
+    # First the headers only (mode and size; nothing decoded), for the folder's most common mode and size.
+    headers, bad = {}, []
+    for path, _ in (pair for pairs in files.values() for pair in pairs):
+        try:
+            with Image.open(path) as opened:
+                headers[path] = ("L" if opened.mode in ("L", "1", "I;16", "I") else "RGB", opened.size)
+        except (UnidentifiedImageError, OSError):
+            bad.append(path)
+    if not headers:
+        refuse_unreadable(bad, total)
+    mode = collections.Counter(mode for mode, _ in headers.values()).most_common(1)[0][0]
+    width, height = collections.Counter(size for _, size in headers.values()).most_common(1)[0][0]
     channels = 1 if mode == "L" else 3
-    as_array = lambda image: np.asarray(image.convert(mode).resize((width, height)), "float32").reshape(
-        height, width, channels)
-    arrays = {split: (np.stack([as_array(image) for image in split_images]), labels)
-              for split, (split_images, labels) in loaded.items()}
+    arrays, kept = {}, []
+    for split, pairs in files.items():  # then each image decoded, converted and resized once
+        images, labels = [], []
+        for path, label in pairs:
+            if path not in headers:
+                continue
+            try:
+                with Image.open(path) as opened:
+                    images.append(np.asarray(opened.convert(mode).resize((width, height)), "float32").reshape(
+                        height, width, channels))
+                labels.append(label)
+                kept.append(path)
+            except (UnidentifiedImageError, OSError):  # a header that reads, a body that does not (truncated)
+                bad.append(path)
+        arrays[split] = (np.stack(images) if images else np.zeros((0, height, width, channels), "float32"),
+                         np.array(labels, "int64"))
+    if bad and not config.skip_bad_files:
+        refuse_unreadable(bad, total)
     if split_folders:
         (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
         split_note = "its train/ and test/ folders"
@@ -138,9 +142,9 @@ def image_folder(root: str, config) -> Datasets:
         x, y = arrays["all"]
         x_train, x_test, y_train, y_test = split_once(x, y, config.test_fraction, config.seed, root)
         split_note = f"test split {config.test_fraction:g} stratified by seed {config.seed}"
-    note = f"{split_note}; {mode} {height}x{width}" + (f"; {len(skipped)} unreadable files skipped" if skipped else "")
+    note = f"{split_note}; {mode} {height}x{width}" + (f"; {len(bad)} unreadable files skipped" if bad else "")
     return Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test), os.path.basename(root.rstrip("/")),
-                    describe_source("image folder", root, all_files, root, note), len(x_train), len(x_test),
+                    describe_source("image folder", root, kept, root, note), len(x_train), len(x_test),
                     (height, width, channels), len(names), names)
 
 
@@ -225,129 +229,3 @@ def split_unstratified(x, y, test_fraction: float, seed: int, path: str):
     if not 0 < test_fraction < 1:
         raise DataError(f"--test-fraction must be in (0, 1), got {test_fraction}")
     return train_test_split(x, y, test_size=test_fraction, random_state=seed)
-
-
-# --- text, corpora and series: the raw parts sequences.py windows ----------------------------
-
-def read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from None
-
-
-def texts(path: str, config) -> dict:
-    """{"train": (texts, labels), "test": (...), "class_names", "source"} from a folder or a CSV."""
-    import pandas as pd
-
-    if os.path.isdir(path):
-        split_folders = all(os.path.isdir(os.path.join(path, name)) for name in ("train", "test"))
-        splits = {name: class_folders(os.path.join(path, name)) for name in ("train", "test")} if split_folders \
-            else {"all": class_folders(path)}
-        names = sorted({name for classes in splits.values() for name in classes})
-        documents, bad, files = {}, [], []
-        for split, classes in splits.items():
-            documents[split] = ([], [])
-            for name, paths in classes.items():
-                for file in paths:
-                    try:
-                        documents[split][0].append(read_text(file))
-                        documents[split][1].append(names.index(name))
-                        files.append(file)
-                    except DataError:
-                        bad.append(file)
-        if bad and not config.skip_bad_files:
-            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            raise DataError(f"{len(bad)} files are not UTF-8 text: {shown}. Save them as UTF-8, or pass "
-                            f"--skip-bad-files true to train on the others")
-        kind, root = "text folder", path
-    else:
-        frame = pd.read_csv(path)
-        words = forms.text_columns(path)
-        text = config.text_column or ("text" if "text" in frame.columns else (words[0] if words else ""))
-        if text not in frame.columns:
-            raise DataError(f"{path} has no column of text {text!r} (--text-column); its columns: "
-                            f"{list(frame.columns)}")
-        target = label_column(frame.drop(columns=[text]), config.label_column, path)
-        missing = frame.index[frame[target].isna() | frame[text].isna()].tolist()
-        if missing:
-            raise DataError(f"{path}: {len(missing)} rows lack a {text!r} or {target!r} (data rows "
-                            f"{[row + 1 for row in missing[:5]]}); fill them in or drop those rows")
-        names = sorted(frame[target].astype(str).unique().tolist())
-        labels = frame[target].astype(str).map({name: index for index, name in enumerate(names)}).tolist()
-        documents, split_folders, bad = {"all": (frame[text].astype(str).tolist(), labels)}, False, []
-        kind, root, files = "text table", os.path.dirname(path), [path]
-    if len(names) < 2:
-        raise DataError(f"{path} has one class only ({names}): a classifier needs at least two")
-    if split_folders:
-        train, test = documents["train"], documents["test"]
-        note = "its train/ and test/ folders"
-    else:
-        x_train, x_test, y_train, y_test = split_once(np.array(documents["all"][0], dtype=object),
-                                                      np.array(documents["all"][1]), config.test_fraction,
-                                                      config.seed, path)
-        train, test = (list(x_train), list(y_train)), (list(x_test), list(y_test))
-        note = f"test split {config.test_fraction:g} stratified by seed {config.seed}"
-    note += f"; {len(bad)} non-UTF-8 files skipped" if bad else ""
-    return {"train": train, "test": test, "class_names": names,
-            "name": os.path.splitext(os.path.basename(path.rstrip("/")))[0],
-            "source": describe_source(kind, path, files, root, note)}
-
-
-def corpus(path: str, config) -> dict:
-    """{"texts": {"train", "validation", "test"}, "name", "source"}: the file split 90/5/5 in order."""
-    text = read_text(path)
-    if len(text) < 2000:
-        raise DataError(f"{path} holds {len(text)} characters; a character language model needs a few thousand "
-                        f"at least (the test split is its last 5%)")
-    cut_train, cut_test = int(len(text) * 0.9), int(len(text) * 0.95)
-    return {"texts": {"train": text[:cut_train], "validation": text[cut_train:cut_test], "test": text[cut_test:]},
-            "name": os.path.splitext(os.path.basename(path))[0],
-            "source": describe_source("text file", path, [path], os.path.dirname(path), "split 90/5/5 in order")}
-
-
-def series(path: str, config) -> dict:
-    """{"values", "unit", "name", "source"}: one numeric column, in time order, gaps interpolated."""
-    import pandas as pd
-
-    frame = pd.read_csv(path)
-    times = [column for column in frame.columns if str(column).lower() in ("date", "time", "timestamp", "datetime")]
-    if times:
-        frame = frame.sort_values(times[0], key=lambda column: pd.to_datetime(column, errors="coerce"))
-    numeric = [column for column in frame.columns if pd.api.types.is_numeric_dtype(frame[column])]
-    column = config.value_column or ("value" if "value" in frame.columns else (numeric[-1] if numeric else ""))
-    if column not in frame.columns or not pd.api.types.is_numeric_dtype(frame[column]):
-        raise DataError(f"{path} has no numeric column {column!r} to forecast (--value-column); its numeric "
-                        f"columns: {numeric}")
-    values = frame[column].interpolate(limit_direction="both").to_numpy("float32")
-    if np.isnan(values).any():
-        raise DataError(f"{path}: column {column!r} holds no numbers")
-    gaps = int(frame[column].isna().sum())
-    note = f"column {column!r}" + (f" ordered by {times[0]!r}" if times else "") + \
-        (f", {gaps} gaps interpolated" if gaps else "") + ", the last 20% held out"
-    return {"values": values, "unit": str(column), "name": os.path.splitext(os.path.basename(path))[0],
-            "source": describe_source("series", path, [path], os.path.dirname(path), note)}
-
-
-def sequence_datasets(config, accepted: tuple[str, ...], sequence_length: int, horizon: int = 12,
-                      random_offsets: bool = False) -> Datasets:
-    """``config.data`` as the sequence recipes' ``Datasets``: texts vectorised, a corpus windowed
-    into characters, a series into forecast windows (``recipes/runtime/sequences.py``)."""
-    import tensorflow as tf
-
-    from recipes.runtime import sequences
-
-    parts, form = load(config, accepted), forms.detect(os.path.abspath(os.path.expanduser(config.data)),
-                                                        config.data_format, accepted)
-    if form == "text":
-        as_dataset = lambda split: tf.data.Dataset.from_tensor_slices(
-            (tf.constant(parts[split][0], tf.string), tf.constant(parts[split][1], tf.int64)))
-        return sequences.vectorized(as_dataset("train"), as_dataset("test"), len(parts["train"][0]),
-                                    len(parts["test"][0]), parts["class_names"], parts["name"], parts["source"],
-                                    config.vocab_size, sequence_length, config.keep)
-    if form == "corpus":
-        return sequences.windows_of(parts["texts"], parts["name"], parts["source"], sequence_length, random_offsets)
-    return sequences.forecasts_of(parts["values"], parts["unit"], parts["name"], parts["source"], sequence_length,
-                                  horizon)
-
