@@ -104,7 +104,7 @@ def pretrain(model, datasets, config: Config, backup_dir: str, log=print) -> lis
     to_visible = zoo.dbn.visible_units(model)
     visible = np.concatenate([np.asarray(to_visible(images), "float32") for images, _ in datasets.train.batch(4096)])
     if visible.min() < 0 or visible.max() > 1:
-        raise ConfigError(f"The RBMs need inputs in [0, 1] but the scaled {config.dataset} spans "
+        raise ConfigError(f"The RBMs need inputs in [0, 1] but the scaled {datasets.name} spans "
                           f"[{visible.min():.3g}, {visible.max():.3g}]; its Datasets.pixel_max is {datasets.pixel_max}")
     rbms = zoo.dbn.rbm_stack(model, cd_steps=config.cd_k, learning_rate=config.pretrain_learning_rate,
                              momentum=config.pretrain_momentum, weight_decay=config.weight_decay, seed=config.seed)

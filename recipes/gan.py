@@ -130,16 +130,22 @@ def feature_classifier(config: Config, datasets, log=print):
     import zoo
     from recipes.runtime import data, files, train
 
-    model_name = "small_convnet" if config.dataset == "digits" else "mnist_convnet"
-    epochs, batch_size = config.classifier_epochs, 32 if config.dataset == "digits" else 128
+    small = min(datasets.input_shape[:2]) < 16  # 8x8 digits: the narrow convnet and small batches
+    model_name = "small_convnet" if small else "mnist_convnet"
+    epochs, batch_size = config.classifier_epochs, 32 if small else 128
     folder = config.classifier_dir
-    path = os.path.join(folder, f"{model_name}-{config.dataset}-{epochs}ep-seed{config.seed}.keras")
+    # Named by the data (its digest too, for a folder of your own: another folder is other data).
+    import hashlib
+
+    data_key = datasets.name if not config.data else \
+        f"{datasets.name}-{hashlib.sha256(datasets.source.encode()).hexdigest()[:8]}"
+    path = os.path.join(folder, f"{model_name}-{data_key}-{epochs}ep-seed{config.seed}.keras")
     if os.path.exists(path) and os.path.exists(path + ".json"):
         cached = files.read_json(path + ".json")
         # A cache that does not say its pixel range may come from before the digits came in 0-255: train again.
         if cached.get("pixel_max") == datasets.pixel_max:
             return zoo.backbones.load_model(path), cached["test_accuracy"]
-    log(f"[gan] training the feature classifier {model_name} on {config.dataset} for {epochs} epochs "
+    log(f"[gan] training the feature classifier {model_name} on {datasets.name} for {epochs} epochs "
         f"(cached in {folder})")
     keras.utils.set_random_seed(config.seed)
     model = zoo.build(model_name, num_classes=datasets.num_classes, input_shape=datasets.input_shape)

@@ -153,6 +153,8 @@ def test_bad_tables_fail_naming_the_column_or_rows(tmp_path):
                            "feature columns ['colour'] are not numbers")
     assert_handled_failure(run_cli("run", "mlp", "--data", str(words), "--label-column", "size", *options), 1,
                            "mlp", "has no column 'size' (--label-column)")
+    assert_handled_failure(run_cli("run", "mlp", "--data", str(words), "--data-format", "corpus", *options), 1,
+                           "mlp", "is corpus data; this recipe trains on table")
     numbers = tmp_path / "numbers.csv"
     pd.DataFrame({"day": np.arange(30), "value": np.sin(np.arange(30.0))}).to_csv(numbers, index=False)
     assert_handled_failure(run_cli("run", "transformer", "--data", str(numbers), *options), 1, "transformer",
