@@ -88,6 +88,37 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
     assert "## " + recipe in (folder / "results" / "README.md").read_text()
 
 
+def test_predict_answers_for_the_quick_runs_of_the_benchmark_sets(quick_runs, tmp_path):
+    """zoo predict on runs of the recipes' own sets: the Playground's points from a CSV, digit images from files;
+    its classes are model.predict's."""
+    import keras
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    import zoo  # noqa: F401  (registers the zoo's layers for loading)
+
+    folder, _ = quick_runs
+    points = pd.DataFrame({"x1": [-4.0, 0.0, 3.0], "x2": [1.0, 0.0, -2.5]})
+    points.to_csv(tmp_path / "points.csv", index=False)
+    (run,) = (folder / "runs" / "mlp").glob("*-quick")
+    result = run_cli("predict", str(run), str(tmp_path / "points.csv"), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout)
+    expected = np.argmax(keras.models.load_model(run / "model.keras").predict(points.to_numpy("float32"), verbose=0), -1)
+    assert [answer["top"][0]["class"] for answer in answers] == [["negative", "positive"][index] for index in expected]
+    digits = load_digits()
+    paths = []
+    for index in (0, 1, 2):
+        paths.append(tmp_path / f"digit{index}.png")
+        Image.fromarray(np.round(digits.images[index] * (255 / 16)).astype("uint8")).save(paths[-1])
+    (run,) = (folder / "runs" / "cnn").glob("*-quick")
+    result = run_cli("predict", str(run), *map(str, paths), "--top-k", "1", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    arrays = np.stack([np.asarray(Image.open(path), "float32")[..., None] for path in paths])
+    expected = np.argmax(keras.models.load_model(run / "model.keras").predict(arrays, verbose=0), -1)
+    assert [answer["top"][0]["class"] for answer in json.loads(result.stdout)] == [str(index) for index in expected]
+
+
 def test_cnn_recipe_through_tfds_under_mock_data(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "network_reachable", lambda: True)  # mock_data stands in for the download
     module = recipes.load("cnn")

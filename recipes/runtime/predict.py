@@ -91,14 +91,15 @@ def predict(run_dir: str, inputs: list[str], top_k: int = 3, trust_code: bool = 
     text_model = os.path.join(run_dir, "text_model.keras")
     if task == "classify" and os.path.exists(text_model):
         model = load_model(text_model, trust_code=trust_code)
-        texts = [open(item, encoding="utf-8").read() if os.path.isfile(item) and item.endswith(".txt") else item
-                 for item in inputs]
+        from recipes.runtime.user_sequences import read_text
+
+        texts = [read_text(item) if os.path.isfile(item) and item.endswith(".txt") else item for item in inputs]
         probabilities = np.asarray(model.predict(np.array(texts, dtype=object), verbose=0))
         return [{"input": item if len(item) < 60 else item[:57] + "...", "top": classes(row, names, top_k)}
                 for item, row in zip(inputs, probabilities)]
     model = load_model(os.path.join(run_dir, "model.keras"), trust_code=trust_code)
-    if facts.get("table_columns"):
-        return predict_table(model, facts, inputs, top_k)
+    if facts.get("table_columns") or (len(shape) == 1 and task in ("classify", "regress")):
+        return predict_table(model, facts, inputs, top_k)  # a table's rows, or the Playground's points
     if task == "classify" and len(shape) == 3:
         paths = image_files(inputs)
         probabilities = np.asarray(model.predict(load_images(paths, shape), verbose=0))
@@ -126,16 +127,22 @@ def predict(run_dir: str, inputs: list[str], top_k: int = 3, trust_code: bool = 
 def predict_table(model, facts: dict, inputs: list[str], top_k: int) -> list[dict]:
     import pandas as pd
 
-    columns = facts["table_columns"]["features"]
     answers = []
     for path in inputs:
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
             raise PredictError(f"{path} is not a CSV pandas can read ({error})") from None
-        missing = [column for column in columns if column not in frame.columns]
-        if missing:
-            raise PredictError(f"{path} lacks the feature columns {missing} the model was trained on")
+        if facts.get("table_columns"):
+            columns = facts["table_columns"]["features"]
+            missing = [column for column in columns if column not in frame.columns]
+            if missing:
+                raise PredictError(f"{path} lacks the feature columns {missing} the model was trained on")
+        else:  # trained on generated points: the CSV's numeric columns, as many as the model takes
+            columns = [column for column in frame.columns if pd.api.types.is_numeric_dtype(frame[column])]
+            if len(columns) != facts["input_shape"][0]:
+                raise PredictError(f"{path} has {len(columns)} numeric columns {columns}; the model takes "
+                                   f"{facts['input_shape'][0]} numbers per row (e.g. x1,x2 for the Playground)")
         outputs = np.asarray(model.predict(frame[columns].to_numpy("float32"), verbose=0))
         for index, row in enumerate(outputs):
             answer = {"input": f"{path} row {index + 1}"}
