@@ -34,17 +34,28 @@ def first_files(root: str, limit: int = 50) -> list[str]:
     return found
 
 
-def text_columns(path: str) -> list[str]:
+def read_csv(path: str, **options):
+    """``pandas.read_csv``, or FormError naming the file when it is not a CSV pandas can read."""
     import pandas as pd
 
     try:
-        head = pd.read_csv(path, nrows=200)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        return pd.read_csv(path, **options)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise FormError(f"{path} is not a CSV pandas can read ({error}); save it as comma-separated UTF-8 text "
                         f"with a header row") from None
-    words = [column for column in head.columns if pd.api.types.is_string_dtype(head[column])
-             and head[column].astype(str).str.contains(" ").mean() > 0.5]
-    return words
+
+
+def word_columns(frame) -> list[str]:
+    """The columns of ``frame`` that hold words: strings, most of them with a space."""
+    import pandas as pd
+
+    head = frame.head(200)
+    return [column for column in head.columns if pd.api.types.is_string_dtype(head[column])
+            and head[column].astype(str).str.contains(" ").mean() > 0.5]
+
+
+def text_columns(path: str) -> list[str]:
+    return word_columns(read_csv(path, nrows=200))
 
 
 @functools.lru_cache(maxsize=32)

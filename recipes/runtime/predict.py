@@ -61,17 +61,18 @@ def image_files(inputs: list[str]) -> list[str]:
 
 
 def load_images(paths: list[str], input_shape: list[int]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """The images as the run's training read them (its mode and size)."""
+    from PIL import UnidentifiedImageError
+
+    from recipes.runtime.user_data import image_array
 
     height, width, channels = input_shape
     arrays = []
     for path in paths:
         try:
-            with Image.open(path) as opened:
-                picture = opened.convert("L" if channels == 1 else "RGB").resize((width, height))
+            arrays.append(image_array(path, "L" if channels == 1 else "RGB", width, height))
         except (UnidentifiedImageError, OSError) as error:
             raise PredictError(f"{path} is not an image Pillow can read ({error})") from None
-        arrays.append(np.asarray(picture, "float32").reshape(height, width, channels))
     return np.stack(arrays)
 
 
@@ -127,12 +128,11 @@ def predict(run_dir: str, inputs: list[str], top_k: int = 3, trust_code: bool = 
 def predict_table(model, facts: dict, inputs: list[str], top_k: int) -> list[dict]:
     import pandas as pd
 
+    from recipes.runtime.user_data import read_csv
+
     answers = []
     for path in inputs:
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-            raise PredictError(f"{path} is not a CSV pandas can read ({error})") from None
+        frame = read_csv(path)
         if facts.get("table_columns"):
             columns = facts["table_columns"]["features"]
             missing = [column for column in columns if column not in frame.columns]
@@ -157,11 +157,10 @@ def predict_table(model, facts: dict, inputs: list[str], top_k: int) -> list[dic
 def predict_series(model, path: str, column: str, trained_on: str = "") -> dict:
     import types
 
-    import pandas as pd
-
     from recipes.runtime import user_sequences
+    from recipes.runtime.user_data import read_csv
 
-    if not column and trained_on in pd.read_csv(path, nrows=1).columns:  # the column the run trained on
+    if not column and trained_on in read_csv(path, nrows=1).columns:  # the column the run trained on
         column = trained_on
     # Read as training read it: the value column (--column), ordered by a date or time column, gaps filled.
     series = user_sequences.series(path, types.SimpleNamespace(value_column=column))

@@ -31,9 +31,8 @@ from recipes.runtime.data import DataError, Datasets, from_arrays
 MAX_CLASSES_OF_INTEGERS = 20  # an integer label column with more values than this is a regression target
 
 
-def load(config, accepted: tuple[str, ...]):
-    """What ``config.data`` holds, in one of the ``accepted`` forms: ``Datasets`` for images and
-    tables, the raw parts (texts, a corpus, a series) for ``recipes/runtime/sequences.py`` to window."""
+def form_of(config, accepted: tuple[str, ...]) -> tuple[str, str]:
+    """(the absolute path of ``config.data``, its form among ``accepted``), or DataError saying why not."""
     path = os.path.abspath(os.path.expanduser(config.data))
     try:
         form = forms.detect(path, config.data_format, accepted)
@@ -41,11 +40,31 @@ def load(config, accepted: tuple[str, ...]):
         raise DataError(str(error)) from None
     if not os.path.exists(path):
         raise DataError(f"--data {config.data!r}: no such file or folder")
+    return path, form
+
+
+def load(config, accepted: tuple[str, ...]):
+    """What ``config.data`` holds, in one of the ``accepted`` forms: ``Datasets`` for images and
+    tables, the raw parts (texts, a corpus, a series) for ``recipes/runtime/sequences.py`` to window."""
+    path, form = form_of(config, accepted)
     if form in ("text", "corpus", "series"):
         from recipes.runtime import user_sequences
 
         return getattr(user_sequences, form if form != "text" else "texts")(path, config)
     return {"images": image_folder, "table": table}[form](path, config)
+
+
+def read_csv(path: str, **options):
+    """``pandas.read_csv``, or DataError naming the file when it is not a CSV pandas can read."""
+    try:
+        return forms.read_csv(path, **options)
+    except forms.FormError as error:
+        raise DataError(str(error)) from None
+
+
+def listed(paths: list[str]) -> str:
+    """The first five of ``paths`` and how many more, for a message."""
+    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
 def digest(paths: list[str], root: str) -> str:
@@ -83,15 +102,9 @@ def class_folders(root: str) -> dict[str, list[str]]:
     return classes
 
 
-def refuse_unreadable(bad: list[str], total: int) -> None:
-    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-    raise DataError(f"{len(bad)} of {total} files are not images Pillow can read: {shown}. Remove them, or pass "
-                    f"--skip-bad-files true to train on the others")
-
-
-def image_folder(root: str, config) -> Datasets:
-    from PIL import Image, UnidentifiedImageError
-
+def class_splits(root: str) -> tuple[bool, dict, list[str]]:
+    """(whether ``root`` holds train/ and test/, {split: {class: files}}, the class names): a folder of
+    class folders, or train/ and test/ of the same class folders, with at least two classes."""
     split_folders = all(os.path.isdir(os.path.join(root, name)) for name in ("train", "test"))
     splits = {name: class_folders(os.path.join(root, name)) for name in ("train", "test")} if split_folders \
         else {"all": class_folders(root)}
@@ -101,6 +114,28 @@ def image_folder(root: str, config) -> Datasets:
     if split_folders and set(splits["train"]) != set(splits["test"]):
         raise DataError(f"{root}/train and {root}/test name different classes: {sorted(splits['train'])} against "
                         f"{sorted(splits['test'])}; give both the same class folders")
+    return split_folders, splits, names
+
+
+def refuse_unreadable(bad: list[str], total: int) -> None:
+    raise DataError(f"{len(bad)} of {total} files are not images Pillow can read: {listed(bad)}. Remove them, or "
+                    f"pass --skip-bad-files true to train on the others")
+
+
+def image_array(path: str, mode: str, width: int, height: int) -> np.ndarray:
+    """The image file at ``path`` as float32 pixels, converted to ``mode`` (L or RGB) and resized; Pillow's
+    UnidentifiedImageError or OSError when it cannot be read."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        pixels = np.asarray(opened.convert(mode).resize((width, height)), "float32")
+    return pixels.reshape(height, width, 1 if mode == "L" else 3)
+
+
+def image_folder(root: str, config) -> Datasets:
+    from PIL import Image, UnidentifiedImageError
+
+    split_folders, splits, names = class_splits(root)
     files = {split: [(path, names.index(name)) for name, paths in classes.items() for path in paths]
              for split, classes in splits.items()}
     total = sum(len(pairs) for pairs in files.values())
@@ -124,9 +159,7 @@ def image_folder(root: str, config) -> Datasets:
             if path not in headers:
                 continue
             try:
-                with Image.open(path) as opened:
-                    images.append(np.asarray(opened.convert(mode).resize((width, height)), "float32").reshape(
-                        height, width, channels))
+                images.append(image_array(path, mode, width, height))
                 labels.append(label)
                 kept.append(path)
             except (UnidentifiedImageError, OSError):  # a header that reads, a body that does not (truncated)
@@ -148,13 +181,15 @@ def image_folder(root: str, config) -> Datasets:
                     (height, width, channels), len(names), names)
 
 
-def split_once(x, y, test_fraction: float, seed: int, path: str):
+def split_once(x, y, test_fraction: float, seed: int, path: str, by_class: bool = True):
+    """The seeded train/test split of ``--data`` that has no train/ and test/: stratified by class
+    (``by_class``, where every class has two examples), plain for regression targets."""
     from sklearn.model_selection import train_test_split
 
     if not 0 < test_fraction < 1:
         raise DataError(f"--test-fraction must be in (0, 1), got {test_fraction}")
-    counts = collections.Counter(y.tolist() if hasattr(y, "tolist") else y)
-    stratify = y if min(counts.values()) >= 2 else None
+    counts = collections.Counter(y.tolist() if hasattr(y, "tolist") else y) if by_class else {}
+    stratify = y if counts and min(counts.values()) >= 2 else None
     try:
         return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=stratify)
     except ValueError as error:
@@ -178,11 +213,7 @@ def label_column(frame, requested: str, path: str) -> str:
 def table(path: str, config) -> Datasets:
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"{path} is not a CSV pandas can read ({error}); save it as comma-separated UTF-8 text "
-                        f"with a header row") from None
+    frame = read_csv(path)
     if len(frame.columns) < 2 or len(frame) < 4:
         raise DataError(f"{path}: a table needs a header, at least one feature column and a label column, and "
                         f"a few rows; it has {len(frame.columns)} columns and {len(frame)} rows")
@@ -211,8 +242,7 @@ def table(path: str, config) -> Datasets:
                             f"needs at least two")
     else:
         names, y = [], labels.to_numpy("float32")
-    x_train, x_test, y_train, y_test = split_once(x, y, config.test_fraction, config.seed, path) if classify \
-        else split_unstratified(x, y, config.test_fraction, config.seed, path)
+    x_train, x_test, y_train, y_test = split_once(x, y, config.test_fraction, config.seed, path, by_class=classify)
     note = (f"label column {target!r}, {len(features.columns)} features, test split {config.test_fraction:g} by "
             f"seed {config.seed}")
     datasets = Datasets(from_arrays(x_train, y_train), from_arrays(x_test, y_test),
@@ -221,11 +251,3 @@ def table(path: str, config) -> Datasets:
                         len(x_test), (x.shape[1],), len(names), names, task="classify" if classify else "regress")
     datasets.table_columns = {"features": list(features.columns), "label": target}
     return datasets
-
-
-def split_unstratified(x, y, test_fraction: float, seed: int, path: str):
-    from sklearn.model_selection import train_test_split
-
-    if not 0 < test_fraction < 1:
-        raise DataError(f"--test-fraction must be in (0, 1), got {test_fraction}")
-    return train_test_split(x, y, test_size=test_fraction, random_state=seed)

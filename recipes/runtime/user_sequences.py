@@ -19,7 +19,8 @@ import numpy as np
 
 from recipes.runtime import forms
 from recipes.runtime.data import DataError, Datasets
-from recipes.runtime.user_data import class_folders, describe_source, label_column, load, split_once
+from recipes.runtime.user_data import class_splits, describe_source, form_of, label_column, listed, read_csv, \
+    split_once
 
 
 def read_text(path: str) -> str:
@@ -32,13 +33,9 @@ def read_text(path: str) -> str:
 
 def texts(path: str, config) -> dict:
     """{"train": (texts, labels), "test": (...), "class_names", "source"} from a folder or a CSV."""
-    import pandas as pd
 
     if os.path.isdir(path):
-        split_folders = all(os.path.isdir(os.path.join(path, name)) for name in ("train", "test"))
-        splits = {name: class_folders(os.path.join(path, name)) for name in ("train", "test")} if split_folders \
-            else {"all": class_folders(path)}
-        names = sorted({name for classes in splits.values() for name in classes})
+        split_folders, splits, names = class_splits(path)
         documents, bad, files = {}, [], []
         for split, classes in splits.items():
             documents[split] = ([], [])
@@ -51,13 +48,12 @@ def texts(path: str, config) -> dict:
                     except DataError:
                         bad.append(file)
         if bad and not config.skip_bad_files:
-            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            raise DataError(f"{len(bad)} files are not UTF-8 text: {shown}. Save them as UTF-8, or pass "
+            raise DataError(f"{len(bad)} files are not UTF-8 text: {listed(bad)}. Save them as UTF-8, or pass "
                             f"--skip-bad-files true to train on the others")
         kind, root = "text folder", path
     else:
-        frame = pd.read_csv(path)
-        words = forms.text_columns(path)
+        frame = read_csv(path)
+        words = forms.word_columns(frame)
         text = config.text_column or ("text" if "text" in frame.columns else (words[0] if words else ""))
         if text not in frame.columns:
             raise DataError(f"{path} has no column of text {text!r} (--text-column); its columns: "
@@ -104,7 +100,7 @@ def series(path: str, config) -> dict:
     """{"values", "unit", "name", "source"}: one numeric column, in time order, gaps interpolated."""
     import pandas as pd
 
-    frame = pd.read_csv(path)
+    frame = read_csv(path)
     times = [column for column in frame.columns if str(column).lower() in ("date", "time", "timestamp", "datetime")]
     if times:
         frame = frame.sort_values(times[0], key=lambda column: pd.to_datetime(column, errors="coerce"))
@@ -131,8 +127,8 @@ def sequence_datasets(config, accepted: tuple[str, ...], sequence_length: int, h
 
     from recipes.runtime import sequences
 
-    parts, form = load(config, accepted), forms.detect(os.path.abspath(os.path.expanduser(config.data)),
-                                                        config.data_format, accepted)
+    path, form = form_of(config, accepted)
+    parts = {"text": texts, "corpus": corpus, "series": series}[form](path, config)
     if form == "text":
         as_dataset = lambda split: tf.data.Dataset.from_tensor_slices(
             (tf.constant(parts[split][0], tf.string), tf.constant(parts[split][1], tf.int64)))
