@@ -89,7 +89,7 @@ QUICK_SOURCE_EPOCHS = 3
 def quick_source(config: Config, datasets, run_dir: str) -> str:
     """Train the quick mode's backbone, small_convnet on the digits, and save it as a checkpoint."""
     import zoo
-    from recipes.runtime import data, train
+    from recipes.runtime import artifacts, data
 
     path = os.path.join(run_dir, "quick-source.keras")
     os.makedirs(run_dir, exist_ok=True)
@@ -97,7 +97,7 @@ def quick_source(config: Config, datasets, run_dir: str) -> str:
     compile_phase(source, config.learning_rate, config)
     source.fit(data.pipeline(datasets.train, datasets.num_train, config.batch_size, training=True, seed=config.seed),
                epochs=QUICK_SOURCE_EPOCHS, verbose=0)
-    train.save_model(source, path)  # every worker of a cluster writes this file
+    artifacts.save_model(source, path)  # every worker of a cluster writes this file
     return path
 
 

@@ -128,7 +128,7 @@ def feature_classifier(config: Config, datasets, log=print):
     import keras
 
     import zoo
-    from recipes.runtime import data, files, train
+    from recipes.runtime import artifacts, data, files, train
 
     small = min(datasets.input_shape[:2]) < 16  # 8x8 digits: the narrow convnet and small batches
     model_name = "small_convnet" if small else "mnist_convnet"
@@ -158,7 +158,7 @@ def feature_classifier(config: Config, datasets, log=print):
     os.makedirs(folder, exist_ok=True)
     # The workers of a cluster train the same classifier side by side and save it to the same
     # cache: each file through a name of its own and a rename, the model first.
-    train.save_model(model, path)
+    artifacts.save_model(model, path)
     files.write_json(path + ".json", {"test_accuracy": accuracy, "model": model_name, "epochs": epochs,
                                       "batch_size": batch_size, "learning_rate": 1e-3, "seed": config.seed,
                                       "pixel_max": datasets.pixel_max}, indent=2)

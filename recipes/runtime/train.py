@@ -35,8 +35,6 @@ from recipes.runtime.recipe import FitResult, Plan, Recipe, Run
 # fit() warns that it ignores shuffle=True for a tf.data.Dataset; the pipeline shuffles itself.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
-save_model = artifacts.save_model  # recipes save files several workers write through it
-
 
 class NaNLossError(RuntimeError):
     """Training diverged; no results row is written."""
