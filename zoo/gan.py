@@ -18,12 +18,11 @@ generated images go wherever real ones go (a classifier, a PNG). The conditional
 noise and to the discriminator as a projection (Miyato and Koyama 2018): the logit gains
 the inner product of a class embedding with the image features.
 
-``GAN.train_step`` is written for the TensorFlow backend (it uses ``tf.GradientTape``), and
-is correct under ``tf.distribute``: each replica draws its own slice of one global batch of
+``GAN.train_step`` runs on the TensorFlow, JAX and PyTorch backends (``zoo.steps``), and on
+TensorFlow it is correct under ``tf.distribute``: each replica draws its own slice of one global batch of
 noise (so 1 and N replicas compute the same step), the generator's batch normalisation is
 synchronised across replicas, gradients are the global-batch mean, and the logged losses
-are undone from Keras's per-replica loss scaling. The builders themselves run on any
-Keras backend.
+are undone from Keras's per-replica loss scaling.
 """
 
 from __future__ import annotations
@@ -35,7 +34,8 @@ import numpy as np
 from keras import layers, ops
 
 from zoo.fid import frechet_distance  # noqa: F401  (a generator's quality, as zoo.gan.frechet_distance)
-from zoo.layers import replica_normal, replica_position
+from zoo import steps
+from zoo.layers import GlobalBatchNormalization, replica_normal, replica_position
 from zoo.registry import register_model
 
 
@@ -65,14 +65,14 @@ def generator(latent_dim: int = 128, image_shape: Sequence[int] = (28, 28, 1), n
         inputs.append(label)
         x = layers.Concatenate(name="noise_and_label")([noise, embedded])
     x = layers.Dense(height // 4 * image_width // 4 * width * 4, use_bias=False, name="project")(x)
-    # synchronized: batch statistics over the global batch under tf.distribute, so the
-    # generator computes the same thing on 1 or N replicas.
-    x = layers.BatchNormalization(synchronized=True, name="project_bn")(x)
+    # Batch statistics over the global batch under tf.distribute, so the generator computes
+    # the same thing on 1 or N replicas.
+    x = GlobalBatchNormalization(name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((height // 4, image_width // 4, width * 4), name="to_map")(x)
     for index, filters in enumerate((width * 2, width)):
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"up{index + 1}")(x)
-        x = layers.BatchNormalization(synchronized=True, name=f"up{index + 1}_bn")(x)
+        x = GlobalBatchNormalization(name=f"up{index + 1}_bn")(x)
         x = layers.ReLU(name=f"up{index + 1}_relu")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="tanh", name="to_image")(x)
     # float32 under a mixed-precision policy: pixel units and the losses stay exact
@@ -159,6 +159,8 @@ class GAN(keras.Model):
         # inside a distributed train step they fail ("You must feed a value for placeholder").
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        if keras.backend.backend() == "jax":  # its trainer carries model.optimizer.variables as the state
+            self.optimizer = steps.Optimizers(self.d_optimizer, self.g_optimizer)
 
     def get_compile_config(self):
         config = super().get_compile_config() or {}
@@ -223,33 +225,28 @@ class GAN(keras.Model):
         self.trackers["fake_score"].update_state(fake_score)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(f"GAN.train_step uses tf.GradientTape and needs the TensorFlow backend; "
-                                      f"this is {keras.backend.backend()!r}. The builders run on any backend.")
+    def _train(self, data):
         if self.d_optimizer is None:
             raise RuntimeError("Compile the GAN first: gan.compile(d_optimizer=..., g_optimizer=...)")
-        import tensorflow as tf
-
         images, labels = self._unpack(data)
-        with tf.GradientTape() as tape:
-            d_loss, real_score, fake_score = self._discriminator_loss(images, labels, training=True)
-            scaled = self.d_optimizer.scale_loss(d_loss)
-        weights = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-
-        with tf.GradientTape() as tape:
-            g_loss = self._generator_loss(ops.shape(images)[0], labels, training=True)
-            scaled = self.g_optimizer.scale_loss(g_loss)
-        weights = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+        d_loss, real_score, fake_score = steps.gradient_step(
+            lambda: self._discriminator_loss(images, labels, training=True),
+            self.discriminator.trainable_variables, self.d_optimizer)
+        g_loss, = steps.gradient_step(lambda: (self._generator_loss(ops.shape(images)[0], labels, training=True),),
+                                      self.generator.trainable_variables, self.g_optimizer)
         return self._record(d_loss, g_loss, real_score, fake_score)
 
-    def test_step(self, data):
+    def _test(self, data):
         images, labels = self._unpack(data)
         d_loss, real_score, fake_score = self._discriminator_loss(images, labels, training=False)
         g_loss = self._generator_loss(ops.shape(images)[0], labels, training=False)
         return self._record(d_loss, g_loss, real_score, fake_score)
+
+    def train_step(self, *args):  # (data), or (state, data) on JAX: zoo.steps
+        return steps.train_step(self, self._train, *args)
+
+    def test_step(self, *args):
+        return steps.test_step(self, self._test, *args)
 
     def get_config(self):
         config = super().get_config()

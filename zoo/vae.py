@@ -13,11 +13,10 @@ N(0, I)), in closed form, Appendix B of the paper). On grey-level intensities th
 "likelihood" is a cross-entropy, not a normalised density: published log-likelihoods on
 binarised MNIST are not the same quantity.
 
-``VAE.train_step`` is written for the TensorFlow backend (it uses ``tf.GradientTape``, as
-``zoo.gan.GAN`` does) and is correct under ``tf.distribute``: each replica draws its own
+``VAE.train_step`` runs on the TensorFlow, JAX and PyTorch backends (``zoo.steps``, as
+``zoo.gan.GAN``'s does), and on TensorFlow it is correct under ``tf.distribute``: each replica draws its own
 slice of one global batch of noise (so 1 and N replicas compute the same step), gradients are
 the global-batch mean, and the logged values are per-image means over all replicas.
-``test_step`` uses only ``keras.ops``.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from zoo import steps
 from zoo.layers import replica_normal, replica_position
 
 
@@ -110,25 +110,21 @@ class VAE(keras.Model):
     def _images(data):
         return data[0] if isinstance(data, (tuple, list)) else data
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(f"VAE.train_step uses tf.GradientTape and needs the TensorFlow backend; this "
-                                      f"is {keras.backend.backend()!r}. The builders and evaluate use keras.ops only.")
-        import tensorflow as tf
-
-        images = self._images(data)
-        with tf.GradientTape() as tape:
-            reconstruction, kl = self.per_image_losses(images, training=True)
+    def _train(self, data):
+        def loss():
+            reconstruction, kl = self.per_image_losses(self._images(data), training=True)
             # Under tf.distribute the replicas' gradients are summed: divide each replica's
             # mean by their number so the sum is the global-batch mean.
-            loss = ops.mean(reconstruction + kl) / replica_position()[1]
-            scaled = self.optimizer.scale_loss(loss)  # mixed float16: the loss-scale optimizer's factor
-        weights = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+            return ops.mean(reconstruction + kl) / replica_position()[1], reconstruction, kl
+
+        _, reconstruction, kl = steps.gradient_step(loss, self.trainable_variables, self.optimizer)
         return self._record(reconstruction, kl)
 
-    def test_step(self, data):
-        return self._record(*self.per_image_losses(self._images(data), training=False))
+    def train_step(self, *args):  # (data), or (state, data) on JAX: zoo.steps
+        return steps.train_step(self, self._train, *args)
+
+    def test_step(self, *args):
+        return steps.test_step(self, lambda data: self._record(*self.per_image_losses(self._images(data))), *args)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

@@ -5,7 +5,7 @@
 ``checks`` (argument checks), ``heads`` (the classifier head), ``vision`` (residual blocks,
 ImageNet preprocessing), ``playground`` (the Playground's input features), ``series`` (the
 forecasters' scaling layers), ``text`` (token-sequence layers), ``transformer`` (transformer
-block, patch embedding), ``replicas`` (replica index and noise under ``tf.distribute``).
+block, patch embedding), ``replicas`` (replica index, noise and batch statistics under ``tf.distribute``).
 
 Every custom layer keeps one attribute per constructor argument and implements
 ``get_config()``, so models built from them round-trip through ``model.save("m.keras")``.
@@ -15,7 +15,7 @@ Only ``keras.layers`` and ``keras.ops`` are used, so the blocks run on any Keras
 from zoo.layers.checks import check_choice
 from zoo.layers.heads import classifier_head
 from zoo.layers.playground import PLAYGROUND_FEATURES, PlaygroundFeatures
-from zoo.layers.replicas import replica_normal, replica_position
+from zoo.layers.replicas import GlobalBatchNormalization, replica_normal, replica_position
 from zoo.layers.series import AddLastValue, RelativeToLast, Standardize
 from zoo.layers.text import POOLINGS, KeepLastTokens, MaskedPooling1D, TokenAndPositionEmbedding, sequence_input
 from zoo.layers.transformer import PatchEmbedding, TransformerBlock
@@ -23,7 +23,7 @@ from zoo.layers.vision import IMAGE_NORMALISATIONS, SHORTCUTS, ImagePreprocessin
     conv_bn_relu, residual_block
 
 __all__ = [
-    "check_choice", "classifier_head", "PLAYGROUND_FEATURES", "PlaygroundFeatures", "replica_normal",
+    "check_choice", "classifier_head", "GlobalBatchNormalization", "PLAYGROUND_FEATURES", "PlaygroundFeatures", "replica_normal",
     "replica_position", "AddLastValue", "RelativeToLast", "Standardize", "POOLINGS", "KeepLastTokens",
     "MaskedPooling1D", "TokenAndPositionEmbedding", "sequence_input", "PatchEmbedding", "TransformerBlock",
     "IMAGE_NORMALISATIONS", "SHORTCUTS", "ImagePreprocessing", "RepeatChannels", "ZeroPadShortcut",

@@ -1,5 +1,6 @@
 """Where a custom train step runs under ``tf.distribute``: this replica's index and the number
-of replicas, and this replica's slice of one global batch of noise.
+of replicas, this replica's slice of one global batch of noise, and batch normalisation over
+the global batch.
 
 TensorFlow is imported inside ``replica_position`` and only on the TensorFlow backend, so
 ``import zoo`` loads no TensorFlow module on JAX or PyTorch.
@@ -29,3 +30,22 @@ def replica_normal(batch_size, dim: int, seed):
     replica, replicas = replica_position()
     noise = keras.random.normal((batch_size * replicas, dim), seed=seed)
     return noise[replica * batch_size:(replica + 1) * batch_size]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GlobalBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalisation over the global batch under ``tf.distribute`` (Keras's
+    ``synchronized=True``), so a network computes the same thing on 1 or N replicas. Keras
+    refuses ``synchronized=True`` outside TensorFlow ("only supported with the TensorFlow
+    backend"), and JAX and PyTorch have no tf.distribute replicas to synchronise: there this
+    is plain batch normalisation. The flag is not saved, so a ``.keras`` file written on one
+    backend loads on the others."""
+
+    def __init__(self, **kwargs):
+        kwargs.pop("synchronized", None)
+        super().__init__(synchronized=keras.backend.backend() == "tensorflow", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("synchronized", None)
+        return config
