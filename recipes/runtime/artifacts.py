@@ -1,5 +1,5 @@
 """What a run leaves behind: the saved model, curves and confusion matrix, the common row
-columns, the published pictures beside the table, and MLflow.
+columns and the published pictures beside the table (experiment trackers: ``tracking.py``).
 
 Used by ``train.run`` for every recipe; recipes that save files several workers may write
 (a cached classifier, a quick backbone) use ``save_model`` too.
@@ -114,26 +114,6 @@ def run_columns(placement, config: config_lib.RunConfig, commit: str, jit_compil
         "mixed_precision": config.mixed_precision, "jit_compile": jit_compile,
         "steps_per_execution": config.steps_per_execution, "commit": commit, "seed": config.seed, "preset": config.preset,
     }
-
-
-def _import_mlflow():
-    try:
-        import mlflow
-    except ImportError:
-        raise config_lib.ConfigError("--tracking mlflow needs mlflow: pip install -e '.[mlflow]'") from None
-    return mlflow
-
-
-def log_to_mlflow(recipe: str, config: config_lib.RunConfig, row: dict, output_dir: str) -> None:
-    """Log parameters, metrics and the run folder to MLflow, at ``MLFLOW_TRACKING_URI`` (mlflow's default otherwise)."""
-    mlflow = _import_mlflow()
-    mlflow.set_experiment(recipe)
-    with mlflow.start_run(run_name=f"{row['model']}-{row['dataset']}"):
-        mlflow.log_params({key: value for key, value in dataclasses.asdict(config).items()})
-        mlflow.log_metrics({key: float(value) for key, value in row.items()
-                            if key.startswith("test_") or key in ("train_seconds", "samples_per_second")})
-        mlflow.set_tags({key: str(row[key]) for key in ("dataset_source", "device", "commit", "command")})
-        mlflow.log_artifacts(output_dir)
 
 
 def describe_data(datasets, output_dir: str) -> None:

@@ -18,7 +18,7 @@ import typing
 from typing import Any, ClassVar, Literal
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "cpu")
-TRACKERS = ("none", "mlflow")
+TRACKERS = ("none", "mlflow", "wandb")
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,7 @@ class RunConfig:
     data_dir: str = ""  # tfds data dir; default $ZOO_DATA_DIR, then ~/tensorflow_datasets
     output_dir: str = ""  # run artifacts; default runs/<recipe>/<model>-<dataset>[-quick]
     results_dir: str = ""  # default results/ (quick runs: runs/quick-results/)
-    tracking: Literal["none", "mlflow"] = "none"
+    tracking: Literal["none", "mlflow", "wandb"] = "none"  # MLflow or Weights & Biases (offline unless WANDB_MODE)
     validation_freq: int = 1  # evaluate on the test split every N epochs during training (the last always)
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
     train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)

@@ -18,7 +18,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from recipes.runtime import artifacts, cluster, distribute, files
+from recipes.runtime import artifacts, cluster, distribute, files, tracking
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
 from recipes.runtime.callbacks import (
@@ -140,8 +140,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
     if model_name:
         import zoo
         zoo.get_builder(model_name)  # an unknown name fails now, not after loading the data
-    if config.tracking == "mlflow":
-        artifacts._import_mlflow()
+    tracking.require(config.tracking)  # a missing package stops the run before any data is read
     commit = artifacts.git_commit()  # the code as it is when the run starts
     placement = distribute.make_strategy(config.strategy, config.cpu_replicas, config.worker_timeout)
     if placement.replicas > 1 and config.steps_per_execution > 1:
@@ -159,7 +158,8 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
     output_dir, results_dir = default_dirs(name, f"{run_name}-{datasets.name}", config)
     chief, run_dir = distribute.is_chief(), output_dir
     # Every worker of a cluster takes part in saving: the others write into a folder of their own.
-    with cluster.worker_folder(run_dir) as output_dir, cluster.peer_failures(placement.workers, run_dir):
+    with cluster.worker_folder(run_dir) as output_dir, cluster.peer_failures(placement.workers, run_dir), \
+            tracking.session(config.tracking if chief else "none", name) as start_tracker:
         global_batch = config.batch_size * placement.replicas
         plan = Plan(placement.replicas, placement.workers, global_batch, -(-datasets.num_train // global_batch))
         log(f"[{name}] {run_name} on {datasets.name} ({datasets.num_train} train / {datasets.num_test} test; "
@@ -190,12 +190,13 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
             log(f"[{name}] resuming from the checkpoint in {backup_dir}")
         elif os.path.exists(history_csv):
             os.remove(history_csv)
+        tracker = start_tracker(config, output_dir, f"{run_name}-{datasets.name}", resuming)
         nan_guard = StopOnNaN()
         previous_seconds = previous_training_seconds(os.path.join(backup_dir, "zoo_training_seconds.json"), resuming)
         clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or [])
         callbacks = [BlankValidation(), keras.callbacks.CSVLogger(history_csv, append=True),
                      keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
-                     nan_guard, clock, *recipe.callbacks(state)]
+                     nan_guard, clock, *tracker.callbacks, *recipe.callbacks(state)]
         state.callbacks = [*callbacks, *(extra_callbacks or [])]
 
         clock.epoch_start = time.perf_counter()  # the clock counts from here, not from its creation
@@ -247,8 +248,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         }
         artifacts.describe_data(datasets, output_dir)
         artifacts.record(recipe, config, row, output_dir, results_dir, log)
-        if config.tracking == "mlflow" and chief:
-            artifacts.log_to_mlflow(name, config, row, output_dir)
+        tracker.finish(row)
         log(f"[{name}] " + ", ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
                                      for key, value in metrics.items())
             + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; "
