@@ -1,5 +1,5 @@
 """Results rows: atomic appends, column order, the regenerated markdown table, the published pictures
-under their rows."""
+under their rows, and `zoo results [RECIPE]`."""
 
 import glob
 import os
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from recipes.runtime import pictures, results
+from tests.conftest import run_cli
 
 
 def make_row(**overrides):
@@ -182,3 +183,20 @@ def test_pictures_are_matched_to_their_row_by_model_data_set_and_date(tmp_path):
             '<img src="gan/plain-my%20digits-20260102T000000Z-samples.png"') in readme  # no test_fid: no figures
     assert "match no row (no row has their model, data set and date): [gen-v2-digits-samples.png]" in readme
 
+
+def test_zoo_results_recipe_prints_its_section_and_writes_nothing(tmp_path):
+    result = run_cli("results", "cnn")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("## cnn\n") and "\n## gan" not in result.stdout
+    table = results.read_csv(os.path.join(RESULTS, "cnn.csv"))
+    assert all(f"| {date} |" in result.stdout for date in table["date"])
+    assert "`zoo run cnn --dataset fashion_mnist`" in result.stdout and "## Column meanings" in result.stdout
+    result = run_cli("results", "gan")
+    assert '<img src="gan/dcgan-mnist-' in result.stdout and "**Row 2**: conditional_dcgan" in result.stdout
+    result = run_cli("results", "cnnn")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "error: Unknown recipe 'cnnn'. Did you mean 'cnn'" in result.stderr
+    result = run_cli("results", "gan", "--results-dir", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "No rows for 'gan' in" in result.stderr and "Recipes with rows there: none" in result.stderr
+    assert os.listdir(tmp_path) == []
