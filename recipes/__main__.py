@@ -7,7 +7,8 @@
     zoo launch --workers 2 cnn       one recipe on 2 worker processes here (MultiWorkerMirroredStrategy)
     zoo run cnn --data my_images/    a recipe on your own data (an image folder, a CSV table)
     zoo predict RUN_DIR INPUT...     a trained run's model on new inputs (images, texts, table rows, a prompt)
-    zoo results                      the results table
+    zoo results                      the results table (results/README.md, regenerated)
+    zoo results gan                  one recipe's rows, column meanings and pictures
     zoo data import mnist --from DIR prepare a tfds dataset from local raw files, offline
 
 Exit status: 0 on success, 2 for bad input (unknown recipe, model or option, wrong
@@ -167,13 +168,24 @@ def command_predict(args) -> int:
 
 
 def command_results(args) -> int:
-    from recipes.runtime import results
+    from recipes.runtime import files, results
 
+    with_rows = results.recipes_with_rows(args.results_dir)
+    if args.recipe and args.recipe not in with_rows:  # a table of an unregistered recipe still shows
+        try:
+            recipes.load(args.recipe)  # the unknown-recipe message with its suggestions
+        except recipes.UnknownRecipeError as error:
+            return _fail(str(error), USAGE_ERROR)
     if not os.path.isdir(args.results_dir):
         return _fail(f"No results directory {args.results_dir!r}; run a recipe first or pass --results-dir",
                      RUN_ERROR)
-    from recipes.runtime import files
-
+    if args.recipe:  # one recipe's section, read only: the README is left as it is
+        if args.recipe not in with_rows:
+            return _fail(f"No rows for {args.recipe!r} in {args.results_dir} yet: `zoo run {args.recipe}` appends "
+                         f"one. Recipes with rows there: {', '.join(with_rows) or 'none'}", RUN_ERROR)
+        print("\n".join(results.recipe_section(args.results_dir, args.recipe) + results.column_meanings()))
+        print(f"\n(Paths are relative to {args.results_dir}; {args.recipe}.csv there holds every column.)")
+        return 0
     with files.locked(args.results_dir):  # a run appending its row meanwhile waits
         readme = results.write_readme(args.results_dir)
     with open(readme) as handle:
@@ -223,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     predicting.add_argument("--seed", type=int, default=0, help="language models: sampling seed (default: 0)")
     predicting.add_argument("--column", default="", help="forecasters: the series column (default: the last)")
     predicting.add_argument("--plot", default="", help="forecasters: also draw the input and forecast to this PNG")
-    showing = commands.add_parser("results", help="print the results table")
+    showing = commands.add_parser("results", help="print the results table (regenerated), or one recipe's",
+                                  description="Without RECIPE: regenerate results/README.md from the CSVs and "
+                                              "print it. With RECIPE: print that recipe's rows, commands, column "
+                                              "meanings and pictures, writing nothing.")
+    showing.add_argument("recipe", nargs="?", default="", help="one recipe, e.g. cnn (default: all, regenerated)")
     showing.add_argument("--results-dir", default="results")
     data = commands.add_parser("data", help="manage datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)

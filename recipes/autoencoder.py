@@ -185,7 +185,7 @@ def report(run) -> dict:
 RECIPE = Recipe(
     "autoencoder", Config, make_datasets, build_model, report=report, run_name=run_name, presets=PRESETS,
     data_forms=("images",),
-    publish=published, doc=__doc__,
+    publish=published, headline=("test_elbo", "test_mse", "denoised_mse"), doc=__doc__,
     columns={
         "test_elbo": "VAEs: evidence lower bound on the test images in nats per image (negative; higher is better), "
                      "one posterior sample per image, = -test_loss; a Bernoulli decoder on [0, 1] grey levels, so "

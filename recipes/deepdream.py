@@ -253,7 +253,7 @@ def fit(run) -> FitResult:
 
 RECIPE = Recipe(
     "deepdream", Config, make_datasets, build_model, fit=fit, run_name=lambda config: config.backbone,
-    presets=PRESETS, publish=("dream.png", "comparison.png"), trains=False, doc=__doc__,
+    presets=PRESETS, publish=("dream.png", "comparison.png"), headline=("objective_gain",), trains=False, doc=__doc__,
     columns={
         "start_objective, dream_objective, objective_gain": "the objective (mean over the chosen layers of the "
             "mean squared activation) on the original image and on the dream, both at full size without jitter, "

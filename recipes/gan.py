@@ -202,7 +202,7 @@ def report(run) -> dict:
 RECIPE = Recipe(
     "gan", Config, make_datasets, build_model, report=report, callbacks=callbacks, presets=PRESETS,
     data_forms=("images",),
-    publish=("samples.png", "interpolation.png"), doc=__doc__,
+    publish=("samples.png", "interpolation.png"), headline=("test_fid", "test_class_accuracy"), doc=__doc__,
     columns={
         "test_fid": "GANs: Frechet distance between generated and training images in the penultimate features of "
                     "a convnet trained on the same data (not Inception's: compare within this table only)",

@@ -216,5 +216,6 @@ def report(run) -> dict:
 
 
 RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, presets=PRESETS, data_forms=("table",),
-                publish=lambda config: () if config.data else ("decision_boundary.png",), doc=__doc__,
+                publish=lambda config: () if config.data else ("decision_boundary.png",),
+                headline=("test_accuracy", "test_rmse"), doc=__doc__,
                 summary="Feed-forward networks on the TensorFlow Playground's data sets")

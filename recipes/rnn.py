@@ -170,7 +170,7 @@ def report(run) -> dict:
 
 RECIPE = Recipe("rnn", Config, make_datasets, build_model, report=report, run_name=run_name, presets=PRESETS,
                 data_forms=DATA_FORMS,
-                publish=published, doc=__doc__,
+                publish=published, headline=("test_accuracy", "test_mae", "naive_mae"), doc=__doc__,
                 columns={"naive_mae, naive_rmse": "forecasting: errors of the last-value forecast on the same "
                                                   "test windows"},
                 summary="Recurrent networks: IMDB sentiment, a character language model, time-series forecasting")

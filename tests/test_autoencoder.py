@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import zoo
-from recipes.runtime import artifacts, config as config_lib
+from recipes.runtime import config as config_lib, pictures
 from tests.conftest import json_from_two_logical_cpus
 from tests.test_recipes import quick_row_on_two_replicas
 
@@ -207,5 +207,5 @@ def test_denoising_quick_run_on_two_replicas(tmp_path):
     # Noisy copies (MSE 0.25 against the clean images) come back closer to them than the mean image is.
     assert row["denoised_mse"] < 0.85 * row["mean_image_mse"], (row["denoised_mse"], row["mean_image_mse"])
     for artifact in ("reconstructions.png", "latent_scatter.png"):
-        assert (tmp_path / "results" / "autoencoder" / artifacts.published_name(row, artifact)).exists()
+        assert (tmp_path / "results" / "autoencoder" / pictures.published_name(row, artifact)).exists()
     assert not (tmp_path / "run" / "prior_samples.png").exists()

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from recipes import deepdream
-from recipes.runtime import artifacts, config as config_lib
+from recipes.runtime import config as config_lib, pictures
 from recipes.runtime import results, train
 from recipes.runtime.data import DataError
 from tests.conftest import assert_handled_failure, run_cli
@@ -37,7 +37,7 @@ def test_quick_mode_on_two_replicas_amplifies_the_layers_and_publishes(tmp_path)
     assert Image.open(tmp_path / "run" / "dream.png").size == (96, 64)
     assert Image.open(tmp_path / "run" / "comparison.png").size == (2 * 96 + 8, 64)
     for artifact in deepdream.RECIPE.published(None):
-        assert (tmp_path / "results" / "deepdream" / artifacts.published_name(row, artifact)).exists()
+        assert (tmp_path / "results" / "deepdream" / pictures.published_name(row, artifact)).exists()
     assert (tmp_path / "run" / "config.json").exists()
 
 

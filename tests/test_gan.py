@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import zoo
-from recipes.runtime import artifacts
+from recipes.runtime import pictures
 from tests.conftest import assert_handled_failure, json_from_two_logical_cpus, run_cli
 from tests.test_recipes import quick_row_on_two_replicas
 
@@ -137,7 +137,7 @@ def test_conditional_quick_run_on_two_replicas(tmp_path):
     samples = sorted(path.name for path in (tmp_path / "run" / "samples").iterdir())
     assert samples[0] == "epoch_001.png" and len(samples) == row["epochs"]
     for artifact in ("samples.png", "interpolation.png"):
-        assert (tmp_path / "results" / "gan" / artifacts.published_name(row, artifact)).exists()
+        assert (tmp_path / "results" / "gan" / pictures.published_name(row, artifact)).exists()
     assert "test_fid" in (tmp_path / "results" / "README.md").read_text()
 
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import recipes
-from recipes.runtime import artifacts, config as config_lib
+from recipes.runtime import config as config_lib, pictures
 from recipes.runtime import data, results, train
 from tests.conftest import assert_handled_failure, run_cli
 
@@ -83,9 +83,11 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
         assert os.listdir(run_dirs[0] / "tensorboard")
     assert not (run_dirs[0] / "backup").exists()  # removed once training finished
     config = config_lib.parse_overrides(module.config, ["--quick"], presets=module.presets)
+    readme = (folder / "results" / "README.md").read_text()
     for artifact in module.published(config):
-        assert (folder / "results" / recipe / artifacts.published_name(row, artifact)).exists()
-    assert "## " + recipe in (folder / "results" / "README.md").read_text()
+        assert (folder / "results" / recipe / pictures.published_name(row, artifact)).exists()
+        assert f"{recipe}/{pictures.published_name(row, artifact)}" in readme  # shown under the row
+    assert "## " + recipe in readme
 
 
 def test_predict_answers_for_the_quick_runs_of_the_benchmark_sets(quick_runs, tmp_path):
@@ -419,7 +421,7 @@ def check_language_model_run(tmp_path, recipe: str, row) -> None:
     assert row["tokens_per_second"] > 0
     sample = (tmp_path / "run" / "samples.txt").read_text().split("\n", 1)[1]
     assert set(sample) <= set(vocabulary) | {"\n"}
-    assert (tmp_path / "results" / recipe / artifacts.published_name(row, "sample.txt")).exists()
+    assert (tmp_path / "results" / recipe / pictures.published_name(row, "sample.txt")).exists()
 
 
 @pytest.mark.parametrize("dataset", ["sklearn_docs", "co2"])
@@ -432,7 +434,7 @@ def test_rnn_quick_language_model_and_forecast_on_two_replicas(dataset, tmp_path
         # The forecaster must beat the last-value forecast on the same held-out windows.
         assert row["test_mae"] < 0.8 * row["naive_mae"], (row["test_mae"], row["naive_mae"])
         assert row["test_rmse"] < row["naive_rmse"]
-        assert (tmp_path / "results" / "rnn" / artifacts.published_name(row, "forecast.png")).exists()
+        assert (tmp_path / "results" / "rnn" / pictures.published_name(row, "forecast.png")).exists()
 
 
 def test_rnn_sentiment_through_tfds_under_mock_data(tmp_path, monkeypatch):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import shutil
 import subprocess
 
 import keras
@@ -98,12 +97,6 @@ def save_model(model, path: str) -> None:
     os.replace(partial, path)
 
 
-def published_name(row: dict, artifact: str) -> str:
-    """File name of a run's published picture: model, data set and the row's date make it unique."""
-    stamp = row["date"].replace("-", "").replace(":", "")
-    return f"{row['model']}-{row['dataset']}-{stamp}-{artifact}"
-
-
 def run_columns(placement, config: config_lib.RunConfig, commit: str, jit_compile: bool = False) -> dict:
     """The columns every results row shares: when, on what and with which software and settings it ran.
     ``placement`` is ``distribute.make_strategy``'s; recipes that train no model (``run``) use it too."""
@@ -132,9 +125,6 @@ def record(recipe, config, row: dict, output_dir: str, results_dir: str, log) ->
                      indent=2, default=str)
     if not distribute.is_chief():
         return
-    csv_path = results.append_row(results_dir, recipe.name, row)
+    csv_path = results.append_row(results_dir, recipe.name, row, published={
+        artifact: os.path.join(output_dir, artifact) for artifact in recipe.published(config)})
     log(f"[{recipe.name}] wrote a results row to {csv_path}")
-    for artifact in recipe.published(config):
-        published = os.path.join(results_dir, recipe.name, published_name(row, artifact))
-        os.makedirs(os.path.dirname(published), exist_ok=True)
-        shutil.copyfile(os.path.join(output_dir, artifact), published)

@@ -94,6 +94,7 @@ class Recipe:
     presets: Mapping[str, Mapping] = dataclasses.field(default_factory=dict)  # name -> field values; "quick" required
     columns: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the row columns it adds -> their meaning
     publish: tuple | Callable = ()  # run files shown beside the table: names, or (config) -> names
+    headline: tuple = ()  # row columns named beside its pictures; (): the row's test metrics but test_loss
     data_forms: tuple = ()  # what --data may be (recipes/runtime/forms.py); (): the recipe's own sets only
     trains: bool = True  # False: a recipe that trains nothing (deepdream): no resume, no saved model, no test split
     summary: str = ""  # one line for `zoo list`

@@ -1,4 +1,5 @@
-"""Results rows, the per-recipe CSVs and the markdown table in ``results/README.md``.
+"""Results rows, the per-recipe CSVs and the markdown tables in ``results/README.md``, each with the
+pictures its runs published (``pictures.py`` matches them to their rows).
 
 A finished run appends exactly one row to ``results/<recipe>.csv``. The write is atomic
 (a temporary file renamed over the old one), so a crash never leaves a partial row, and
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 
 import pandas as pd
 
-from recipes.runtime import files
+from recipes.runtime import files, pictures
 
 # The columns every row has, in order; test metrics follow as test_<name>.
 COLUMNS = [
@@ -55,8 +57,10 @@ def ordered_columns(columns) -> list[str]:
             + [column for column in TAIL_COLUMNS if column in columns])
 
 
-def append_row(results_dir: str, recipe: str, row: dict) -> str:
-    """Append ``row`` to ``<results_dir>/<recipe>.csv`` atomically; returns the CSV path."""
+def append_row(results_dir: str, recipe: str, row: dict, published: dict | None = None) -> str:
+    """Append ``row`` to ``<results_dir>/<recipe>.csv`` atomically and copy the run's ``published`` files
+    (artifact name -> path in the run folder) to ``<results_dir>/<recipe>/`` before the README is
+    regenerated, so it shows them under their row; returns the CSV path."""
     missing = [column for column in COLUMNS if column not in row]
     if missing:
         raise ValueError(f"Results row lacks columns {missing}")
@@ -69,6 +73,9 @@ def append_row(results_dir: str, recipe: str, row: dict) -> str:
             table = pd.concat([read_csv(path), table], ignore_index=True)
         table = table[ordered_columns(table.columns)]
         files.write_text(path, table.to_csv(index=False))
+        for artifact, source in (published or {}).items():
+            os.makedirs(os.path.join(results_dir, recipe), exist_ok=True)
+            shutil.copyfile(source, os.path.join(results_dir, recipe, pictures.published_name(row, artifact)))
         write_readme(results_dir)
     return path
 
@@ -97,36 +104,60 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def recipe_columns(name: str) -> dict:
-    """The columns a recipe adds to its rows, with their meanings, as its ``Recipe.columns`` declares."""
+def declared(name: str):
+    """The recipe ``name`` as this checkout declares it; None for a table of a recipe it does not have."""
     import recipes
 
     try:
-        return dict(recipes.load(name).columns)
-    except recipes.UnknownRecipeError:  # a table of a recipe this checkout does not have
-        return {}
+        return recipes.load(name)
+    except recipes.UnknownRecipeError:
+        return None
+
+
+def headline(row, columns: tuple) -> str:
+    """``column value`` for each of ``columns`` the row has a value in; with none declared (``Recipe.headline``),
+    the row's test metrics but its loss."""
+    columns = columns or tuple(column for column in row.index if column.startswith("test_") and column != "test_loss")
+    return ", ".join(f"{column} {_cell(row[column])}" for column in columns
+                     if column in row.index and not pd.isna(row[column]))
+
+
+def recipe_section(results_dir: str, recipe: str) -> list[str]:
+    """The README's lines for one recipe: its table, every row's command, its own columns, its pictures."""
+    table = read_csv(os.path.join(results_dir, f"{recipe}.csv"))
+    lines = [f"## {recipe}", "", markdown_table(table), "", "Commands and data sources:", ""]
+    for index, row in table.iterrows():
+        lines.append(f"{index + 1}. `{row['command']}` at commit {row['commit']} ({row['dataset_source']})")
+    lines.append("")
+    declaration = declared(recipe)
+    if declaration and declaration.columns:
+        lines += ["Columns of this recipe:", ""] + [f"- `{name}`: {meaning}"
+                                                    for name, meaning in declaration.columns.items()]
+        lines.append("")
+    columns = tuple(declaration.headline) if declaration else ()
+    return lines + pictures.section(results_dir, recipe, table, lambda row: headline(row, columns))
+
+
+def column_meanings() -> list[str]:
+    return ["## Column meanings (every recipe)", ""] + [f"- `{name}`: {meaning}"
+                                                         for name, meaning in COLUMN_MEANINGS.items()]
+
+
+def recipes_with_rows(results_dir: str) -> list[str]:
+    return [os.path.splitext(os.path.basename(path))[0]
+            for path in sorted(glob.glob(os.path.join(results_dir, "*.csv")))]
 
 
 def write_readme(results_dir: str) -> str:
-    """Regenerate ``<results_dir>/README.md`` from every CSV in it."""
+    """Regenerate ``<results_dir>/README.md`` from every CSV in it and the pictures beside them."""
     sections = ["# Results", "",
                 "Every row below comes from a real run of a recipe; `<recipe>.csv` beside this file "
                 "holds all columns, including the exact command, the data source, the device and the "
-                "commit. This file is regenerated by the runtime after each run: do not edit it by hand.", ""]
-    for path in sorted(glob.glob(os.path.join(results_dir, "*.csv"))):
-        recipe = os.path.splitext(os.path.basename(path))[0]
-        table = read_csv(path)
-        sections += [f"## {recipe}", "", markdown_table(table), "",
-                     "Commands and data sources:", ""]
-        for index, row in table.iterrows():
-            sections.append(f"{index + 1}. `{row['command']}` at commit {row['commit']} ({row['dataset_source']})")
-        sections.append("")
-        own = recipe_columns(recipe)
-        if own:
-            sections += ["Columns of this recipe:", ""] + [f"- `{name}`: {meaning}" for name, meaning in own.items()]
-            sections.append("")
-    sections += ["## Column meanings (every recipe)", ""]
-    sections += [f"- `{name}`: {meaning}" for name, meaning in COLUMN_MEANINGS.items()]
+                "commit. This file is regenerated by the runtime after each run: do not edit it by hand. "
+                + pictures.MATCHING_RULE, ""]
+    for recipe in recipes_with_rows(results_dir):
+        sections += recipe_section(results_dir, recipe)
+    sections += column_meanings()
     path = os.path.join(results_dir, "README.md")
     files.write_text(path, "\n".join(sections) + "\n")
     return path
