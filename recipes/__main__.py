@@ -26,9 +26,14 @@ import recipes
 USAGE_ERROR, RUN_ERROR = 2, 1
 
 
-def _quiet_tensorflow() -> None:
+def _quiet_tensorflow(native_logs: bool = False) -> None:
+    """Before TensorFlow loads: its C++ log lines hidden (recipes/runtime/console.py) unless asked for."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if not native_logs:
+        from recipes.runtime import console
+
+        console.hide_native_logs()
 
 
 def _fail(message: str, status: int) -> int:
@@ -80,7 +85,11 @@ def command_run(argv: list[str]) -> int:
                   + (f", preset {config.preset}" if config.preset else "") + "\n" + describe(config, sources))
         return 0
 
-    _quiet_tensorflow()
+    try:
+        verbosities = {config.fit_verbose and config.verbose for config, _ in resolved.values()}
+    except ConfigError as error:
+        return _fail(str(error), USAGE_ERROR)
+    _quiet_tensorflow(native_logs=3 in verbosities)
     if name == "all":
         return run_each_in_its_own_process(list(resolved), overrides)
     command = os.environ.get("ZOO_COMMAND") or "zoo run " + " ".join([name, *overrides])  # zoo launch sets it

@@ -168,7 +168,7 @@ def fit(run) -> FitResult:
         epochs, history = state["epochs"], {}
     else:
         start = time.perf_counter()
-        fitted = model.fit(run.train, epochs=config.epochs, validation_data=run.test, verbose=config.verbose,
+        fitted = model.fit(run.train, epochs=config.epochs, validation_data=run.test, verbose=config.fit_verbose,
                            validation_freq=validation_epochs(config),
                            callbacks=[keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "finetune")),
                                       *run.callbacks])

@@ -203,7 +203,7 @@ def train_phase(run, top, name: str, train, test, epochs: int, initial_epoch: in
         compile_phase(top, learning_rate, run.config)
     watch_path = os.path.join(run.backup_dir, f"{name}_time.json")
     with stopwatch(watch_path) as watch:
-        history = top.fit(train, epochs=epochs, initial_epoch=initial_epoch, verbose=run.config.verbose,
+        history = top.fit(train, epochs=epochs, initial_epoch=initial_epoch, verbose=run.config.fit_verbose,
                           validation_data=test, callbacks=[
                               keras.callbacks.BackupAndRestore(os.path.join(run.backup_dir, name)), watch,
                               *run.callbacks])

@@ -152,7 +152,7 @@ def feature_classifier(config: Config, datasets, log=print):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], **train.compile_options(config))
     pipeline = lambda dataset, count, training: data.pipeline(dataset, count, batch_size, training, config.seed)
-    model.fit(pipeline(datasets.train, datasets.num_train, True), epochs=epochs, verbose=config.verbose)
+    model.fit(pipeline(datasets.train, datasets.num_train, True), epochs=epochs, verbose=config.fit_verbose)
     accuracy = float(model.evaluate(pipeline(datasets.test, datasets.num_test, False), verbose=0,
                                     return_dict=True)["accuracy"])
     os.makedirs(folder, exist_ok=True)

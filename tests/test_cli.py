@@ -60,3 +60,36 @@ def test_results_command_prints_the_table(tmp_path):
     shown = run_cli("results", "--results-dir", str(tmp_path / "results"))
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "## cnn" in shown.stdout and "| resnet20 |" in shown.stdout and "| 0.8752 |" in shown.stdout
+
+
+NATIVE = "I0000 00:00:1796136644.047631   11566 port.cc:153] oneDNN custom operations are on."
+
+
+def test_native_log_lines_are_hidden_and_everything_else_reaches_stderr_in_order():
+    """The console filter (recipes/runtime/console.py) drops absl-format lines, written from C
+    (fd 2) by this process or a child, and keeps Python's warnings, partial lines and the last
+    message before exit."""
+    import subprocess
+    import sys
+
+    code = (f"import os, subprocess, sys, warnings\n"
+            f"from recipes.runtime import console\n"
+            f"console.hide_native_logs()\n"
+            f"os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+            f"os.write(2, b'{NATIVE}\\nE0000 00:00:1796136648.264227   11566 cuda_platform.cc:52] failed call to "
+            f"cuInit\\n')\n"
+            f"warnings.warn('a Python warning')\n"
+            f"subprocess.run([sys.executable, '-c', \"import os; os.write(2, b'{NATIVE}\\\\nfrom the child\\\\n')\"])\n"
+            f"os.write(2, b'Epoch 3 without a newline; ')\n"
+            f"print('error: the last line', file=sys.stderr)\n"
+            f"sys.exit(3)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if "port.cc" in line or "cuInit" in line or "absl::InitializeLog" in line], lines
+    assert "a Python warning" in result.stderr and "from the child" in result.stderr, lines
+    assert lines[-1] == "Epoch 3 without a newline; error: the last line", lines
+
+
+def test_bad_verbosity_is_refused():
+    assert_fails(run_cli("run", "mlp", "--quick", "--verbose", "4"), 2, "--verbose takes 0 (silent)", "got 4")

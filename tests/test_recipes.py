@@ -3,6 +3,7 @@ mock_data, resume after an interruption, and NaN loss."""
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import recipes
-from recipes.runtime import config as config_lib, pictures
+from recipes.runtime import config as config_lib, console, pictures
 from recipes.runtime import data, results, train
 from tests.conftest import assert_handled_failure, run_cli
 
@@ -54,6 +55,16 @@ def test_run_all_quick_on_two_cpu_replicas_runs_every_recipe(quick_runs):
     assert f"All {len(recipes.RECIPES)} recipes finished" in result.stdout
     for recipe in recipes.RECIPES:
         assert f"=== {recipe}: ok in " in result.stdout
+    # A quiet console: no TensorFlow C++ log line anywhere, no NaN placeholder for an epoch that
+    # skipped validation (the mlp's quick run validates every 10th of its 60 epochs).
+    native = [line for line in (result.stdout + result.stderr).splitlines() if not console.keep(line.encode())]
+    assert not native, native[:5]
+    mlp = result.stdout.split("=== zoo run mlp ", 1)[1].split("=== mlp: ", 1)[0]
+    assert mlp.count("val_loss: ") == 6 and not re.search(r"\bnan\b", mlp), mlp[-3000:]
+    for recipe in recipes.RECIPES:  # the first lines say what will happen, the last where the row went
+        output = result.stdout.split(f"=== zoo run {recipe} ", 1)[1].split(f"=== {recipe}: ", 1)[0]
+        assert f"the row goes to {folder / 'results' / recipe}.csv" in output, output[:2000]
+        assert f"row added to {folder / 'results' / recipe}.csv" in output.strip().splitlines()[-1], output[-2000:]
 
 
 @pytest.mark.parametrize("recipe", sorted(recipes.RECIPES))

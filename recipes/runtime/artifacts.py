@@ -118,13 +118,12 @@ def describe_data(datasets, output_dir: str) -> None:
         "series_unit": datasets.series.unit if datasets.series is not None else None}, indent=2, default=str)
 
 
-def record(recipe, config, row: dict, output_dir: str, results_dir: str, log) -> None:
+def record(recipe, config, row: dict, output_dir: str, results_dir: str) -> str | None:
     """Save the run's config and row beside its artifacts; on the chief, append the row and copy
-    the pictures the recipe shows beside its table."""
+    the pictures the recipe shows beside its table. Returns the results CSV (None off the chief)."""
     files.write_json(os.path.join(output_dir, "config.json"), {"config": dataclasses.asdict(config), "row": row},
                      indent=2, default=str)
     if not distribute.is_chief():
-        return
-    csv_path = results.append_row(results_dir, recipe.name, row, published={
+        return None
+    return results.append_row(results_dir, recipe.name, row, published={
         artifact: os.path.join(output_dir, artifact) for artifact in recipe.published(config)})
-    log(f"[{recipe.name}] wrote a results row to {csv_path}")

@@ -28,15 +28,17 @@ def read_side_file(path: str, backup_dir: str):
                           f"Delete {backup_dir} to start the run over.") from None
 
 
-class BlankValidation(keras.callbacks.Callback):
-    """Give epochs that skip validation (``--validation-freq``) empty ``val_*`` entries, so
-    CSVLogger, which fixes its columns at the first epoch, keeps the later ones."""
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """``history.csv``: Keras's CSVLogger, with empty (NaN) ``val_*`` entries on epochs that
+    skip validation (``--validation-freq``), since CSVLogger fixes its columns at the first
+    epoch and would drop the later ones. The placeholders go into the file only: the logs that
+    the progress line, History and the trackers read keep what the epoch measured."""
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
+        logs = dict(logs or {})
         for key in [key for key in logs if not key.startswith("val_") and key != "learning_rate"]:
             logs.setdefault(f"val_{key}", float("nan"))
+        super().on_epoch_end(epoch, logs)
 
 
 class TrainingClock(keras.callbacks.Callback):

@@ -47,7 +47,7 @@ class RunConfig:
     results_dir: str = ""  # default results/ (quick runs: runs/quick-results/)
     tracking: Literal["none", "mlflow", "wandb"] = "none"  # MLflow or Weights & Biases (offline unless WANDB_MODE)
     validation_freq: int = 1  # evaluate on the test split every N epochs during training (the last always)
-    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    verbose: int = 2  # 0 silent, 1 progress bar, 2 one line per epoch, 3 also TensorFlow's C++ log lines
     train_examples: int = 0  # >0: train on the first N training examples only (smoke runs, learning curves)
     data: str = ""  # your own data instead of the recipe's set: an image or text folder, a CSV, a text file
     data_format: Literal["auto", "images", "text", "corpus", "series", "table"] = "auto"  # what --data is; auto: from the path
@@ -58,6 +58,14 @@ class RunConfig:
     skip_bad_files: bool = False  # --data folders: skip files that are not readable images (listed) instead of failing
     quick: bool = False  # the quick preset: seconds, on small data that ships inside a package
     preset: str = ""  # named settings, comma-separated, applied in order (--help lists them)
+
+    @property
+    def fit_verbose(self) -> int:
+        """Keras's ``verbose`` for fit: 0, 1 or 2 (3 is 2, with TensorFlow's own log lines shown)."""
+        if self.verbose not in (0, 1, 2, 3):
+            raise ConfigError(f"--verbose takes 0 (silent), 1 (progress bar), 2 (a line per epoch) or 3 (also "
+                              f"TensorFlow's C++ log lines), got {self.verbose}")
+        return min(self.verbose, 2)
 
 
 def field_types(config_class) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import math
 import os
 from typing import Callable
 
@@ -106,9 +105,7 @@ def start_wandb(recipe: str, config: config_lib.RunConfig, output_dir: str, run_
 
     class LogEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            # Epochs that skip validation carry NaN placeholders (BlankValidation): leave them out.
-            run.log({key: float(value) for key, value in (logs or {}).items()
-                     if not (key.startswith("val_") and math.isnan(float(value)))}, step=epoch)
+            run.log({key: float(value) for key, value in (logs or {}).items()}, step=epoch)
 
     def finish(row: dict) -> None:
         pictures = {}

@@ -22,9 +22,9 @@ from recipes.runtime import artifacts, cluster, distribute, files, tracking
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
 from recipes.runtime.callbacks import (
-    BlankValidation,
     Checkpoint,
     CountBatches,
+    HistoryCSV,
     ResumeError,
     StopOnNaN,
     TrainingClock,
@@ -141,6 +141,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         import zoo
         zoo.get_builder(model_name)  # an unknown name fails now, not after loading the data
     tracking.require(config.tracking)  # a missing package stops the run before any data is read
+    config.fit_verbose  # so does a --verbose out of range
     commit = artifacts.git_commit()  # the code as it is when the run starts
     placement = distribute.make_strategy(config.strategy, config.cpu_replicas, config.worker_timeout)
     if placement.replicas > 1 and config.steps_per_execution > 1:
@@ -182,7 +183,9 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         with placement.strategy.scope():
             state.model = model = recipe.build_model(config, datasets, plan)
         os.makedirs(output_dir, exist_ok=True)  # only now: a setting the model refuses leaves no folder behind
-        log(f"[{name}] model {model.name}: {model.count_params():,} parameters; output dir {output_dir}")
+        epochs = f"{config.epochs} epochs; " if recipe.trains and "epochs" not in config.NOT_APPLICABLE else ""
+        log(f"[{name}] model {model.name}: {model.count_params():,} parameters; {epochs}artifacts in {output_dir}"
+            + (f"; the row goes to {os.path.join(results_dir, name + '.csv')}" if chief else ""))
 
         backup_dir, history_csv = state.backup_dir, os.path.join(output_dir, "history.csv")
         resuming = prepare_resume(backup_dir, config) if recipe.trains else False
@@ -194,7 +197,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         nan_guard = StopOnNaN()
         previous_seconds = previous_training_seconds(os.path.join(backup_dir, "zoo_training_seconds.json"), resuming)
         clock = TrainingClock(os.path.join(backup_dir, "zoo_training_seconds.json"), previous_seconds or [])
-        callbacks = [BlankValidation(), keras.callbacks.CSVLogger(history_csv, append=True),
+        callbacks = [HistoryCSV(history_csv, append=True),
                      keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
                      nan_guard, clock, *tracker.callbacks, *recipe.callbacks(state)]
         state.callbacks = [*callbacks, *(extra_callbacks or [])]
@@ -206,7 +209,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
             else:
                 checkpoint = Checkpoint(backup_dir, history_csv, clock)  # restores first, saves after the history
                 history = model.fit(state.train, epochs=config.epochs, validation_data=state.test,
-                                    verbose=config.verbose, validation_freq=validation_epochs(config),
+                                    verbose=config.fit_verbose, validation_freq=validation_epochs(config),
                                     callbacks=[checkpoint.restorer, *callbacks, checkpoint, *(extra_callbacks or [])])
                 fitted = FitResult(epochs=list(history.epoch), history=dict(history.history))
         except OSError as error:
@@ -247,12 +250,12 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
             **metrics, "command": command or " ".join(sys.argv),
         }
         artifacts.describe_data(datasets, output_dir)
-        artifacts.record(recipe, config, row, output_dir, results_dir, log)
+        csv_path = artifacts.record(recipe, config, row, output_dir, results_dir)
         tracker.finish(row)
         log(f"[{name}] " + ", ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
                                      for key, value in metrics.items())
             + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; "
-            + (f"artifacts in {output_dir}" if chief else "artifacts with the chief"))
+            + (f"artifacts in {output_dir}; row added to {csv_path}" if chief else "artifacts and row with the chief"))
         return row
 
 
