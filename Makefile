@@ -11,15 +11,19 @@ export ZOO_DATA_DIR ?= $(HOME)/tensorflow_datasets
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,backends]"
 	touch $@
 
 demo: $(BIN)/.installed
 	$(BIN)/zoo run all --quick
 	$(BIN)/zoo results --results-dir runs/quick-results
 
+# The whole suite on TensorFlow, then the tests marked `backends` (the builders, the GAN's and
+# VAE's train steps, the README's builder examples) on JAX and on PyTorch.
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -ra --durations=20
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -ra -m "backends and not slow" --durations=5
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -ra -m "backends and not slow" --durations=5
 
 # Full-dataset runs (tens of minutes on a CPU); they need the raw files in $(SHARED_DATASETS).
 test-slow: $(BIN)/.installed

@@ -8,6 +8,9 @@ import keras
 import zoo
 
 
+to_numpy = keras.ops.convert_to_numpy  # a torch tensor that requires grad has no .numpy()
+
+
 def random_inputs(model, batch=2, seed=0, steps=12):
     """Inputs of the model's shapes and dtypes (a list for several); free (None) dimensions get ``steps``."""
     rng = np.random.default_rng(seed)
@@ -27,12 +30,12 @@ def check_gan_steps_and_round_trips(gan, tmp_path):
     images = np.random.default_rng(0).uniform(0, 255, (4, *gan.discriminator.inputs[0].shape[1:])).astype("float32")
     labels = np.arange(4, dtype="int32")
     gan.compile()
-    before = [[weight.numpy().copy() for weight in network.trainable_weights]
+    before = [[to_numpy(weight).copy() for weight in network.trainable_weights]
               for network in (gan.generator, gan.discriminator)]
     logs = gan.train_on_batch(*((images, labels) if gan.conditional else (images,)), return_dict=True)
     assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
     for network, old in zip((gan.generator, gan.discriminator), before):
-        assert any(not np.allclose(a, b.numpy()) for a, b in zip(old, network.trainable_weights)), network.name
+        assert any(not np.allclose(a, to_numpy(b)) for a, b in zip(old, network.trainable_weights)), network.name
     gan.save(tmp_path / "gan.keras")
     restored = keras.models.load_model(tmp_path / "gan.keras")
     for network, loaded in ((gan.generator, restored.generator), (gan.discriminator, restored.discriminator)):
@@ -47,6 +50,7 @@ def check_gan_steps_and_round_trips(gan, tmp_path):
 DEEPER_RESNETS = {"resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}
 
 
+@pytest.mark.backends  # also run on JAX and PyTorch by make test
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_model_builds_steps_and_round_trips(name, tmp_path):
     keras.utils.set_random_seed(0)
@@ -55,7 +59,7 @@ def test_model_builds_steps_and_round_trips(name, tmp_path):
     if isinstance(model, zoo.gan.GAN):
         return check_gan_steps_and_round_trips(model, tmp_path)
     inputs = random_inputs(model)
-    outputs = model(inputs, training=False)
+    outputs = to_numpy(model(inputs, training=False))
     expected = [12 if size is None else size for size in model.output_shape[1:]]  # free steps, as in the inputs
     assert list(outputs.shape) == [2, *expected]
     assert np.all(np.isfinite(outputs))
@@ -66,10 +70,10 @@ def test_model_builds_steps_and_round_trips(name, tmp_path):
 
     targets = np.random.default_rng(1).uniform(0, 1, outputs.shape).astype("float32")
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
-    before = [weight.numpy().copy() for weight in model.trainable_weights]
+    before = [to_numpy(weight).copy() for weight in model.trainable_weights]
     logs = model.train_on_batch(inputs, targets, return_dict=True)  # a model with its own train_step may log several
     assert np.isfinite(logs["loss"]), logs
-    changed = [not np.allclose(old, new.numpy()) for old, new in zip(before, model.trainable_weights)]
+    changed = [not np.allclose(old, to_numpy(new)) for old, new in zip(before, model.trainable_weights)]
     assert any(changed), "one training step changed no weight"
 
     path = tmp_path / f"{name}.keras"
@@ -79,6 +83,7 @@ def test_model_builds_steps_and_round_trips(name, tmp_path):
                                rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.backends  # also run on JAX and PyTorch by make test
 def test_resnet_sizes_match_he_et_al():
     # He et al. (2016), Table 6: 0.27M parameters for ResNet-20, 0.85M for ResNet-56.
     assert round(zoo.build("resnet20").count_params() / 1e6, 2) == 0.27
@@ -86,10 +91,12 @@ def test_resnet_sizes_match_he_et_al():
     assert zoo.build("resnet20", shortcut="projection").count_params() > zoo.build("resnet20").count_params()
 
 
+@pytest.mark.backends  # also run on JAX and PyTorch by make test
 def test_classic_mnist_convnet_size():
     assert zoo.build("mnist_convnet").count_params() == 1_199_882
 
 
+@pytest.mark.backends  # also run on JAX and PyTorch by make test
 def test_playground_features_are_computed_inside_the_model():
     model = zoo.build("playground", input_features=("x1", "x2", "x1_sq", "x2_sq", "x1_x2", "sin_x1", "sin_x2"))
     features = model.get_layer("playground_features")
@@ -100,6 +107,7 @@ def test_playground_features_are_computed_inside_the_model():
         zoo.build("playground", input_features=("x3",))
 
 
+@pytest.mark.backends  # also run on JAX and PyTorch by make test
 def test_playground_regression_head_is_linear():
     model = zoo.build("playground", head="regression")
     assert model.output_shape == (None, 1)

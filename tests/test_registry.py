@@ -7,6 +7,8 @@ import pytest
 
 import zoo
 
+pytestmark = pytest.mark.backends  # also run on JAX and PyTorch by make test
+
 
 def test_list_models_is_sorted_and_filters_by_pattern():
     names = zoo.list_models()

@@ -194,7 +194,9 @@ class GAN(keras.Model):
             images, labels = data, None
         if self.conditional and labels is None:
             raise ValueError("A conditional GAN trains on (images, labels) batches; got images only")
-        return images, (ops.cast(ops.reshape(labels, (-1,)), "int32") if self.conditional else None)
+        # Tensors both (PyTorch's train_on_batch passes NumPy arrays; Keras refuses a list mixing them).
+        return ops.convert_to_tensor(images), (ops.cast(ops.reshape(labels, (-1,)), "int32") if self.conditional
+                                               else None)
 
     def _with_label(self, tensor, labels):
         return [tensor, labels] if self.conditional else tensor
