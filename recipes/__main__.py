@@ -7,6 +7,7 @@
     zoo launch --workers 2 cnn       one recipe on 2 worker processes here (MultiWorkerMirroredStrategy)
     zoo run cnn --data my_images/    a recipe on your own data (an image folder, a CSV table)
     zoo predict RUN_DIR INPUT...     a trained run's model on new inputs (images, texts, table rows, a prompt)
+    zoo export RUN_DIR --format tflite   that model as a SavedModel, TFLite or ONNX artifact (RUN_DIR/export/)
     zoo results                      the results table
     zoo data import mnist --from DIR prepare a tfds dataset from local raw files, offline
 
@@ -166,6 +167,22 @@ def command_predict(args) -> int:
     return 0
 
 
+def command_export(args) -> int:
+    _quiet_tensorflow()
+    from recipes.runtime import export
+    from zoo.backbones import WeightsError
+
+    try:
+        written = export.export(args.run_dir, args.format, out=args.out, force=args.force,
+                                trust_code=args.trust_model_code, batch_size=args.batch_size)
+    except (export.ExportRefused, WeightsError) as error:
+        return _fail(str(error), USAGE_ERROR)
+    except export.ExportError as error:
+        return _fail(str(error), RUN_ERROR)
+    print(export.show(written))
+    return 0
+
+
 def command_results(args) -> int:
     from recipes.runtime import results
 
@@ -223,6 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     predicting.add_argument("--seed", type=int, default=0, help="language models: sampling seed (default: 0)")
     predicting.add_argument("--column", default="", help="forecasters: the series column (default: the last)")
     predicting.add_argument("--plot", default="", help="forecasters: also draw the input and forecast to this PNG")
+    exporting = commands.add_parser("export", help="a trained run's model as a SavedModel, TFLite or ONNX file",
+                                    description="The model zoo predict uses, exported for serving with the same "
+                                                "raw inputs (recipes/runtime/export.py says what each format takes).")
+    exporting.add_argument("run_dir", help="a run folder, e.g. runs/cnn/small_convnet-digits-quick")
+    exporting.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
+    exporting.add_argument("--out", default="", help="where (default: RUN_DIR/export/saved_model, model.tflite, "
+                                                     "model.onnx)")
+    exporting.add_argument("--force", action="store_true", help="replace an existing --out")
+    exporting.add_argument("--batch-size", type=int, default=0,
+                           help="fix the batch dimension (TFLite needs it for recurrent layers; default: free)")
+    exporting.add_argument("--trust-model-code", action="store_true",
+                           help="load a model that carries Python code (runs that code)")
     showing = commands.add_parser("results", help="print the results table")
     showing.add_argument("--results-dir", default="results")
     data = commands.add_parser("data", help="manage datasets")
@@ -232,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     importing.add_argument("--from", dest="source", required=True, help="folder with the raw files")
     importing.add_argument("--data-dir", default="", help="tfds data dir (default $ZOO_DATA_DIR)")
     args = parser.parse_args(argv)
-    handlers = {"list": command_list, "results": command_results, "data": command_data, "predict": command_predict}
+    handlers = {"list": command_list, "results": command_results, "data": command_data, "predict": command_predict,
+                "export": command_export}
     return handlers[args.command](args)
 
 
