@@ -170,12 +170,11 @@ def command_predict(args) -> int:
 def command_export(args) -> int:
     _quiet_tensorflow()
     from recipes.runtime import export
-    from zoo.backbones import WeightsError
 
     try:
         written = export.export(args.run_dir, args.format, out=args.out, force=args.force,
                                 trust_code=args.trust_model_code, batch_size=args.batch_size)
-    except (export.ExportRefused, WeightsError) as error:
+    except export.ExportRefused as error:
         return _fail(str(error), USAGE_ERROR)
     except export.ExportError as error:
         return _fail(str(error), RUN_ERROR)
@@ -241,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     predicting.add_argument("--column", default="", help="forecasters: the series column (default: the last)")
     predicting.add_argument("--plot", default="", help="forecasters: also draw the input and forecast to this PNG")
     exporting = commands.add_parser("export", help="a trained run's model as a SavedModel, TFLite or ONNX file",
-                                    description="The model zoo predict uses, exported for serving with the same "
-                                                "raw inputs (recipes/runtime/export.py says what each format takes).")
+                                    description="A trained run's model (the one zoo predict uses; a GAN's generator) "
+                                                "as an artifact that takes the same raw inputs (recipes/runtime/"
+                                                "export.py says what each format takes and refuses).")
     exporting.add_argument("run_dir", help="a run folder, e.g. runs/cnn/small_convnet-digits-quick")
     exporting.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
     exporting.add_argument("--out", default="", help="where (default: RUN_DIR/export/saved_model, model.tflite, "

@@ -215,13 +215,17 @@ def export(run_dir: str, format: str, out: str = "", force: bool = False, trust_
         raise ExportRefused(f"{out} exists; pass --force to replace it, or --out another path")
     if format == "onnx":
         require_onnx_packages()
-    from zoo.backbones import load_model
+    from zoo.backbones import WeightsError, load_model
 
-    model = load_model(source, trust_code=trust_code)  # WeightsError (usage) for code it may not run
+    try:
+        model = load_model(source, trust_code=trust_code)
+    except WeightsError as error:  # a model that carries Python code, without --trust-model-code
+        raise ExportRefused(str(error)) from None
     if facts["task"] == "generate":  # a GAN serves through its generator alone
         model = model.generator
     refuse_unservable_inputs(model, format, source)
     folder, name = os.path.split(os.path.abspath(out))
+    made_folder = not os.path.isdir(folder)
     os.makedirs(folder, exist_ok=True)
     partial = os.path.join(folder, f".{name}.{os.getpid()}.partial" + ("" if format == "saved_model" else
                                                                       os.path.splitext(FORMATS[format])[1]))
@@ -234,6 +238,8 @@ def export(run_dir: str, format: str, out: str = "", force: bool = False, trust_
         remove(replaced)
     finally:
         remove(partial)
+        if made_folder and not os.listdir(folder):  # a failed export leaves no trace, RUN_DIR/export/ included
+            os.rmdir(folder)
     return {"path": out, "format": format, "model": source, "task": facts["task"],
             "inputs": [describe(spec) for spec in flat(input_signature(model, batch_size))],
             "outputs": [describe(tensor, "output", batch_size) for tensor in model.outputs]}
@@ -252,7 +258,7 @@ def flat(signature: list) -> list:
 
 def describe(tensor, name: str = "", batch_size: int = 0) -> str:
     """``name: dtype (batch, 8, 8, 1)``; ``?`` marks a free dimension other than the batch."""
-    sizes = [batch_size or None, *tensor.shape[1:]] if tensor.shape else []
+    sizes = [batch_size or tensor.shape[0], *tensor.shape[1:]] if len(tensor.shape) else []
     shape = ", ".join("batch" if index == 0 and size is None else "?" if size is None else str(size)
                       for index, size in enumerate(sizes))
     dtype = getattr(tensor.dtype, "name", tensor.dtype)
