@@ -170,3 +170,15 @@ def test_refusals_before_anything_is_loaded(runs, tmp_path):
     result = run_cli("export", str(runs["cnn"]), "--format", "onnx",
                      env={"PYTHONPATH": os.pathsep.join([str(missing.parent), os.environ.get("PYTHONPATH", "")])})
     assert_handled_failure(result, 2, None, "needs tf2onnx", "pip install -e '.[export]'")
+
+
+def test_an_onnx_file_with_an_unconverted_tensorflow_op_is_recognised(tmp_path):
+    """What tf2onnx writes for an op it cannot convert (it keeps the TensorFlow op's name) is found."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [None])
+    graph = helper.make_graph([helper.make_node("Erf", ["x"], ["y"]), helper.make_node("Erfc", ["y"], ["z"])],
+                              "g", [value("x")], [value("z")])
+    onnx.save(helper.make_model(graph), tmp_path / "model.onnx")
+    assert export.nonstandard_operators(str(tmp_path / "model.onnx")) == ["Erfc"]
