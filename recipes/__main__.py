@@ -7,6 +7,7 @@
     zoo launch --workers 2 cnn       one recipe on 2 worker processes here (MultiWorkerMirroredStrategy)
     zoo run cnn --data my_images/    a recipe on your own data (an image folder, a CSV table)
     zoo predict RUN_DIR INPUT...     a trained run's model on new inputs (images, texts, table rows, a prompt)
+    zoo export RUN_DIR --format tflite   that model as a SavedModel, TFLite or ONNX artifact (RUN_DIR/export/)
     zoo results                      the results table (results/README.md, regenerated)
     zoo results gan                  one recipe's rows, column meanings and pictures
     zoo data import mnist --from DIR prepare a tfds dataset from local raw files, offline
@@ -176,6 +177,21 @@ def command_predict(args) -> int:
     return 0
 
 
+def command_export(args) -> int:
+    _quiet_tensorflow()
+    from recipes.runtime import export
+
+    try:
+        written = export.export(args.run_dir, args.format, out=args.out, force=args.force,
+                                trust_code=args.trust_model_code, batch_size=args.batch_size)
+    except export.ExportRefused as error:
+        return _fail(str(error), USAGE_ERROR)
+    except export.ExportError as error:
+        return _fail(str(error), RUN_ERROR)
+    print(export.show(written))
+    return 0
+
+
 def command_results(args) -> int:
     from recipes.runtime import files, results
 
@@ -244,6 +260,19 @@ def main(argv: list[str] | None = None) -> int:
     predicting.add_argument("--seed", type=int, default=0, help="language models: sampling seed (default: 0)")
     predicting.add_argument("--column", default="", help="forecasters: the series column (default: the last)")
     predicting.add_argument("--plot", default="", help="forecasters: also draw the input and forecast to this PNG")
+    exporting = commands.add_parser("export", help="a trained run's model as a SavedModel, TFLite or ONNX file",
+                                    description="A trained run's model (the one zoo predict uses; a GAN's generator) "
+                                                "as an artifact that takes the same raw inputs (recipes/runtime/"
+                                                "export.py says what each format takes and refuses).")
+    exporting.add_argument("run_dir", help="a run folder, e.g. runs/cnn/small_convnet-digits-quick")
+    exporting.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
+    exporting.add_argument("--out", default="", help="where (default: RUN_DIR/export/saved_model, model.tflite, "
+                                                     "model.onnx)")
+    exporting.add_argument("--force", action="store_true", help="replace an existing --out")
+    exporting.add_argument("--batch-size", type=int, default=0,
+                           help="fix the batch dimension (TFLite needs it for recurrent layers; default: free)")
+    exporting.add_argument("--trust-model-code", action="store_true",
+                           help="load a model that carries Python code (runs that code)")
     showing = commands.add_parser("results", help="print the results table (regenerated), or one recipe's",
                                   description="Without RECIPE: regenerate results/README.md from the CSVs and "
                                               "print it. With RECIPE: print that recipe's rows, commands, column "
@@ -257,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     importing.add_argument("--from", dest="source", required=True, help="folder with the raw files")
     importing.add_argument("--data-dir", default="", help="tfds data dir (default $ZOO_DATA_DIR)")
     args = parser.parse_args(argv)
-    handlers = {"list": command_list, "results": command_results, "data": command_data, "predict": command_predict}
+    handlers = {"list": command_list, "results": command_results, "data": command_data, "predict": command_predict,
+                "export": command_export}
     return handlers[args.command](args)
 
 
