@@ -25,6 +25,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from recipes.runtime import console
 from recipes.runtime.config import ConfigError
 
 SLURM_PORT_BASE = 8888
@@ -151,7 +152,8 @@ def start_strategy(task: Task, timeout: float):
     if timeout <= 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds, got {timeout}")
     watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(timeout), task.name,
-                                 *task.addresses], stdin=subprocess.PIPE)
+                                 *task.addresses], stdin=subprocess.PIPE,
+                                stderr=console.unfiltered_stderr())  # it kills this process right after writing
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_resolver(task))
         any_worker(strategy, False)  # a first all-reduce: every worker is up and reaches the others

@@ -7,7 +7,7 @@ oneDNN and CUDA-stub notices (twice), and the first device query "failed call to
 None of it is about the run. ``hide_native_logs()`` routes file descriptor 2 through a
 thread that drops lines in absl's format (``I0000 00:00:1796136644.047631  11566 port.cc:153] ...``)
 and that banner, and passes everything else on unchanged, Python's warnings and tracebacks
-included. Child processes inherit the filter. ``zoo run ... --verbose 3`` leaves stderr alone.
+included. Child processes inherit the filter (except those given ``unfiltered_stderr()``). ``zoo run ... --verbose 3`` leaves stderr alone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ import threading
 
 NATIVE_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+ +\d+ [\w.\-/]+:\d+\] |"
                          rb"WARNING: All log messages before absl::InitializeLog\(\) is called)")
-_installed = False
+_unfiltered: int | None = None  # the stderr the filter writes to, once installed
+
+
+def unfiltered_stderr() -> int | None:
+    """The process's own stderr, past the filter (None when there is no filter): for a helper
+    process that may kill this one right after writing (the cluster watchdog), whose lines
+    would otherwise die in the filter's pipe."""
+    return _unfiltered
 
 
 def keep(line: bytes) -> bool:
@@ -49,12 +56,11 @@ def _pump(source: int, target: int) -> None:
 
 def hide_native_logs() -> None:
     """Filter this process's stderr (and its children's) from now until it exits."""
-    global _installed
-    if _installed:
+    global _unfiltered
+    if _unfiltered is not None:
         return
-    _installed = True
     sys.stderr.flush()
-    real_stderr = os.dup(2)
+    _unfiltered = real_stderr = os.dup(2)
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
