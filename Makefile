@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED_DATASETS ?= ../shared/datasets
 export ZOO_DATA_DIR ?= $(HOME)/tensorflow_datasets
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: demo test test-slow bench import-data clean
 
@@ -20,10 +22,12 @@ demo: $(BIN)/.installed
 
 # The whole suite on TensorFlow, then the tests marked `backends` (the builders, the GAN's and
 # VAE's train steps, the README's builder examples) on JAX and on PyTorch.
+# Two pytest workers by default (pytest-xdist; each test file stays on one worker, so a module's
+# fixtures run once). TEST_WORKERS=0: one process.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -ra --durations=20
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -ra -m "backends and not slow" --durations=5
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -ra -m "backends and not slow" --durations=5
+	$(BIN)/python -m pytest -ra --durations=20 $(XDIST)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -ra -m "backends and not slow" --durations=5 $(XDIST)
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -ra -m "backends and not slow" --durations=5 $(XDIST)
 
 # Full-dataset runs (tens of minutes on a CPU); they need the raw files in $(SHARED_DATASETS).
 test-slow: $(BIN)/.installed
