@@ -99,6 +99,25 @@ def test_quick_mode_on_two_cpu_replicas_writes_a_valid_row(recipe, quick_runs):
         assert (folder / "results" / recipe / pictures.published_name(row, artifact)).exists()
         assert f"{recipe}/{pictures.published_name(row, artifact)}" in readme  # shown under the row
     assert "## " + recipe in readme
+    check_time_to_target(module, row, run_dirs[0] / "history.csv")
+
+
+def check_time_to_target(module, row, history_csv) -> None:
+    """The row's target columns agree with the run's own history: the first evaluated epoch at
+    the target, and no more seconds than the whole fit."""
+    target = module.targets.get(row["dataset"])
+    assert bool(target) == (module.name == "cnn"), module.targets  # of the quick runs, cnn's digits has one
+    if not target:
+        return
+    column, direction, value = target
+    history = pd.read_csv(history_csv)
+    reached = history[history[column] >= value] if direction == ">=" else history[history[column] <= value]
+    assert row["target"] == f"{column.removeprefix('val_')} {direction} {value:g}"
+    if len(reached):
+        assert row["epochs_to_target"] == reached["epoch"].iloc[0] + 1, (row["epochs_to_target"], history)
+        assert 0 < row["seconds_to_target"] <= row["train_seconds"] + 0.05
+    else:
+        assert np.isnan(row["epochs_to_target"]) and np.isnan(row["seconds_to_target"])
 
 
 def test_predict_answers_for_the_quick_runs_of_the_benchmark_sets(quick_runs, tmp_path):

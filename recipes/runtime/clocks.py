@@ -1,7 +1,8 @@
 """Clocks that survive interruptions: a stopwatch for a block of work, and a time budget
 that stops training once a wall or CPU clock has run for a given time, both adding the time
 of earlier, interrupted invocations (saved beside the run's checkpoint). The fine-tune's
-from-scratch baseline trains for as long as the fine-tune took, on these clocks.
+from-scratch baseline trains for as long as the fine-tune took, on these clocks. And the time
+a run took to reach its recipe's target, from its history and its epochs' seconds.
 """
 
 from __future__ import annotations
@@ -152,3 +153,37 @@ def stopwatch(path: str):
                 self.save()
 
     return Stopwatch()
+
+
+def time_to_target(history_csv: str, epoch_seconds: list[float], target: tuple) -> dict:
+    """The row's ``target``, ``epochs_to_target`` and ``seconds_to_target`` columns: the first
+    epoch whose evaluation (``history.csv``; epochs that skipped it do not count) reached
+    ``target`` = (column, ">=" or "<=", value), and the wall seconds of the epochs up to it
+    (``epoch_seconds``: the run's clock, resumed invocations included; an epoch's seconds
+    include its evaluation). Not reached: NaN in both."""
+    import math
+
+    import pandas as pd
+
+    column, direction, value = target
+    found = {"target": f"{column.removeprefix('val_')} {direction} {value:g}",
+             "epochs_to_target": math.nan, "seconds_to_target": math.nan}
+    history = pd.read_csv(history_csv) if os.path.exists(history_csv) else pd.DataFrame()
+    if column not in history:
+        return found
+    reached = history[column] >= value if direction == ">=" else history[column] <= value
+    if reached.any():
+        epoch = int(history.loc[reached.idxmax(), "epoch"]) + 1  # 1-based: epochs trained when it was reached
+        if len(epoch_seconds) >= epoch:
+            found.update(epochs_to_target=epoch, seconds_to_target=round(sum(epoch_seconds[:epoch]), 2))
+    return found
+
+
+def describe_target(metrics: dict) -> str:
+    """``time_to_target``'s columns for the run's last line ("" without a target)."""
+    if "target" not in metrics:
+        return ""
+    if metrics["epochs_to_target"] != metrics["epochs_to_target"]:  # NaN
+        return f"; {metrics['target']} not reached"
+    return f"; {metrics['target']} after {metrics['epochs_to_target']} epoch(s), {metrics['seconds_to_target']:.1f}s"
+

@@ -95,12 +95,18 @@ class Recipe:
     columns: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the row columns it adds -> their meaning
     publish: tuple | Callable = ()  # run files shown beside the table: names, or (config) -> names
     headline: tuple = ()  # row columns named beside its pictures; (): the row's test metrics but test_loss
+    # dataset -> (history.csv column, ">=" or "<=", value): the row records when a run first reached it
+    targets: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     data_forms: tuple = ()  # what --data may be (recipes/runtime/forms.py); (): the recipe's own sets only
     trains: bool = True  # False: a recipe that trains nothing (deepdream): no resume, no saved model, no test split
     summary: str = ""  # one line for `zoo list`
     doc: str = ""  # the module docstring, for --help
 
     def __post_init__(self):
+        for dataset, (column, direction, _) in self.targets.items():
+            if direction not in (">=", "<=") or not column.startswith("val_"):
+                raise ValueError(f"Recipe {self.name!r}: the target for {dataset!r} must be (a val_* column of "
+                                 f"history.csv, '>=' or '<=', a value); got {(column, direction)}")
         if "quick" not in self.presets:
             raise ValueError(f"Recipe {self.name!r} has no 'quick' preset: every recipe needs one that trains in "
                              f"seconds on data that ships inside an installed package")

@@ -43,6 +43,11 @@ COLUMN_MEANINGS = {
     "preset": "the named presets the run used (zoo run RECIPE --help lists them), empty for none or in rows "
               "from before the column",
     "baseline_seconds": "wall seconds of a recipe's baseline stage (a comparison trained after the run)",
+    "target, epochs_to_target, seconds_to_target": "the recipe's target for the data set (its test metric, e.g. "
+                                                   "accuracy >= 0.992 on MNIST), the epochs trained when a per-epoch "
+                                                   "evaluation first reached it and the wall seconds of those epochs "
+                                                   "(their evaluations included); empty: not reached, or rows from "
+                                                   "before the columns",
 }
 # Columns shown in the README table (the CSV holds them all).
 SUMMARY_COLUMNS = ["date", "model", "dataset", "epochs", "global_batch_size", "replicas", "device",

@@ -18,7 +18,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from recipes.runtime import artifacts, cluster, distribute, files, tracking
+from recipes.runtime import artifacts, clocks, cluster, distribute, files, tracking
 from recipes.runtime import config as config_lib
 from recipes.runtime import data as data_lib
 from recipes.runtime.callbacks import (
@@ -233,6 +233,9 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         state.train_seconds, state.examples = train_seconds, examples
 
         metrics = {**evaluate_and_save(state), **fitted.metrics, **recipe.report(state)}
+        target = recipe.targets.get(datasets.name)
+        if target and recipe.fit is None:  # a Keras fit under the runtime's clock, one evaluation per epoch
+            metrics.update(clocks.time_to_target(history_csv, clock.epoch_seconds, target))
         if recipe.baseline is not None:
             started = time.perf_counter()
             metrics.update(recipe.baseline(state))
@@ -253,7 +256,8 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
         csv_path = artifacts.record(recipe, config, row, output_dir, results_dir)
         tracker.finish(row)
         log(f"[{name}] " + ", ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
-                                     for key, value in metrics.items())
+                                     for key, value in metrics.items() if not key.endswith("target"))
+            + clocks.describe_target(metrics)
             + f"; {train_seconds:.1f}s, {row['samples_per_second']:.0f} samples/s; "
             + (f"artifacts in {output_dir}; row added to {csv_path}" if chief else "artifacts and row with the chief"))
         return row
