@@ -63,6 +63,7 @@ PRESETS = {
     "lesson_reg_gauss": {"dataset": "reg_gauss", **REGRESSION_PRESET},
     # ... more layers and neurons for the spiral from x1 and x2 alone ...
     "lesson_spiral_bigger": {"dataset": "spiral", "hidden_units": (8, 8, 8, 8), "epochs": 350},
+    "lesson_spiral_deeper": {"dataset": "spiral", "hidden_units": (8, 8, 8, 8, 8, 8), "epochs": 600},
     "lesson_spiral_bigger_relu": {"dataset": "spiral", "hidden_units": (8, 8, 8, 8, 8, 8), "activation": "relu",
                                   "epochs": 200},
     # ... noise, features that make the circle linear, and the activations (tanh is lesson_circle).
