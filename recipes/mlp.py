@@ -1,8 +1,9 @@
-"""The TensorFlow Playground, reproduced: small feed-forward networks on 2-D point sets.
+"""The TensorFlow Playground, reproduced: small feed-forward networks on 2-D point sets, drawn as they learn.
 
-    zoo run mlp                                  # circle, the Playground's defaults: 98.8% in about 75 s
+    zoo run mlp                                  # circle, the Playground's defaults: 98.8% in about 60-75 s
     zoo run mlp --dataset spiral --features x1,x2,x1_sq,x2_sq,x1_x2,sin_x1,sin_x2 --hidden-units 8,8,6
     zoo run mlp --dataset reg_plane --loss arctan  # regression, arctan error
+    zoo run mlp --preset lesson_spiral_bigger_relu --output-dir runs/mlp/spiral_relu  # x1, x2 only: 98.8%, 83 s
     zoo run mlp --quick                          # spiral, all features, seconds
     zoo run mlp --data table.csv                 # your own: numeric features and a label or target column
 
@@ -11,8 +12,20 @@ xor, two Gaussians, two spirals, and the regression sets plane and six Gaussians
 the Playground's: 500 points (1200 for regression: ``--dataset reg_plane`` applies its
 preset), half for training, features x1 and x2, network [4, 2] with tanh, SGD at 0.03,
 batch 10. Classification uses a softmax output and cross-entropy rather than the Playground's
-tanh output and squared error. Each run draws ``decision_boundary.png`` (copied to
-``results/mlp/``).
+tanh output and squared error. Each run draws ``decision_boundary.png`` and, from the weights
+recorded after every epoch (``--frames``), ``training.gif`` (the boundary forming beside the
+network, epoch and losses), ``network.png`` and ``loss.png`` (recipes/runtime/playground_pictures.py),
+all copied to ``results/mlp/``.
+
+The lesson's experiments, as presets (test accuracy of results/mlp.csv rows 10-23; README.md says more):
+    lesson_circle, _xor, _gauss, _spiral     the default network on each set: 0.988, 1.000, 1.000, 0.588
+    lesson_reg_plane, lesson_reg_gauss       the same on the regression sets: RMSE 0.0342, 0.1846
+    lesson_spiral_bigger, _deeper            4 and 6 tanh layers of 8 on x1, x2: 0.868 (350 epochs), 0.988 (600)
+    lesson_spiral_bigger_relu                6 ReLU layers of 8: 0.988 in 200 epochs
+    lesson_circle_noise                      noise 0.25: 0.816
+    lesson_circle_squares                    x1^2 and x2^2, no hidden layer: the circle turns linear, 1.000
+    lesson_circle_linear, _sigmoid, _relu    activations (tanh is lesson_circle): 0.652 (a straight
+                                             boundary), 0.540 (stuck at chance loss), 0.996
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ class Config(RunConfig):
     epochs: int = 100
     batch_size: int = 10
     learning_rate: float = 0.03
+    frames: int = 101  # states drawn in training.gif: every epoch (0 = before training) up to this many, else spread evenly
 
 
 REGRESSION_PRESET = {"num_samples": 1200, "loss": "mse"}  # the Playground's regression sets
@@ -53,6 +67,24 @@ PRESETS = {
               "validation_freq": 10, "learning_rate": 0.1},
     "reg_plane": {"dataset": "reg_plane", **REGRESSION_PRESET},
     "reg_gauss": {"dataset": "reg_gauss", **REGRESSION_PRESET},
+    # The lesson's experiments (the docstring says what each shows): the default network on each data set ...
+    "lesson_circle": {"dataset": "circle"},
+    "lesson_xor": {"dataset": "xor"},
+    "lesson_gauss": {"dataset": "gauss"},
+    "lesson_spiral": {"dataset": "spiral"},  # a more complex data set, the same network
+    "lesson_reg_plane": {"dataset": "reg_plane", **REGRESSION_PRESET},
+    "lesson_reg_gauss": {"dataset": "reg_gauss", **REGRESSION_PRESET},
+    # ... more layers and neurons for the spiral from x1 and x2 alone ...
+    "lesson_spiral_bigger": {"dataset": "spiral", "hidden_units": (8, 8, 8, 8), "epochs": 350},
+    "lesson_spiral_deeper": {"dataset": "spiral", "hidden_units": (8, 8, 8, 8, 8, 8), "epochs": 600},
+    "lesson_spiral_bigger_relu": {"dataset": "spiral", "hidden_units": (8, 8, 8, 8, 8, 8), "activation": "relu",
+                                  "epochs": 200},
+    # ... noise, features that make the circle linear, and the activations (tanh is lesson_circle).
+    "lesson_circle_noise": {"dataset": "circle", "noise": 0.25},
+    "lesson_circle_squares": {"dataset": "circle", "features": ("x1_sq", "x2_sq"), "hidden_units": ()},
+    "lesson_circle_linear": {"dataset": "circle", "activation": "linear"},
+    "lesson_circle_sigmoid": {"dataset": "circle", "activation": "sigmoid"},
+    "lesson_circle_relu": {"dataset": "circle", "activation": "relu"},
 }
 
 
@@ -179,14 +211,27 @@ def build_model(config: Config, datasets, plan):
     return model
 
 
+def callbacks(run) -> list:
+    """Record the network's weights at the epochs training.gif shows (recipes/runtime/playground_states.py)."""
+    from recipes.runtime.playground_states import Recorder
+
+    if run.datasets.table_columns is not None:  # not points in the plane: nothing to draw
+        return []
+    return [Recorder(run.config.epochs, run.config.frames)]
+
+
 def report(run) -> dict:
-    """Draw the learned function over the plane with the train and test points."""
+    """Draw the learned function over the plane with the train and test points, and the Playground's
+    pictures of the recorded states: training.gif, network.png, loss.png (recipes/runtime/playground_pictures.py)."""
     import os
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from recipes.runtime import playground_pictures
+    from recipes.runtime.playground_states import Recorder
 
     model, datasets, config = run.model, run.datasets, run.config
     if datasets.table_columns is not None:  # not points in the plane: nothing to draw
@@ -200,22 +245,28 @@ def report(run) -> dict:
     figure, axis = plt.subplots(figsize=(5, 5))
     axis.contourf(grid_x, grid_y, values.reshape(grid_x.shape), levels=np.linspace(-1, 1, 21),
                   cmap="RdBu", extend="both")
-    for dataset, edge in ((datasets.train, "white"), (datasets.test, "black")):
-        points, labels = (np.stack(column) for column in zip(*dataset.as_numpy_iterator()))
+    splits = {name: tuple(np.stack(column) for column in zip(*dataset.as_numpy_iterator()))
+              for name, dataset in (("train", datasets.train), ("test", datasets.test))}
+    for (points, labels), edge in zip(splits.values(), ("white", "black")):
         colours = (2 * labels - 1) if datasets.num_classes else labels
         axis.scatter(points[:, 0], points[:, 1], c=colours, cmap="RdBu", vmin=-1, vmax=1, s=14,
                      edgecolors=edge, linewidths=0.6)
-    axis.set_title(f"{config.dataset}: {len(config.features)} features, "
-                   f"network {list(config.hidden_units)}", fontsize=9)
+    network = f"network {list(config.hidden_units)} {config.activation}" if config.hidden_units else "no hidden layer"
+    title = f"{config.dataset}{f', noise {config.noise:g}' if config.noise else ''}: {len(config.features)} features, {network}"
+    axis.set_title(title, fontsize=9)
     axis.set_xlim(-6, 6)
     axis.set_ylim(-6, 6)
     figure.tight_layout()
     figure.savefig(os.path.join(run.output_dir, "decision_boundary.png"), dpi=100)
     plt.close(figure)
+    (recorder,) = [callback for callback in run.callbacks if isinstance(callback, Recorder)]
+    playground_pictures.draw(model, recorder.states, splits, run.output_dir, title,
+                             regression=not datasets.num_classes, log=lambda line: run.log(f"[mlp] {line}"))
     return {}
 
 
-RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, presets=PRESETS, data_forms=("table",),
-                publish=lambda config: () if config.data else ("decision_boundary.png",),
+PICTURES = ("decision_boundary.png", "training.gif", "network.png", "loss.png")
+RECIPE = Recipe("mlp", Config, make_datasets, build_model, report=report, callbacks=callbacks, presets=PRESETS,
+                data_forms=("table",), publish=lambda config: () if config.data else PICTURES if config.frames > 0 else PICTURES[:1],
                 headline=("test_accuracy", "test_rmse"), doc=__doc__,
                 summary="Feed-forward networks on the TensorFlow Playground's data sets")

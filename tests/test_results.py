@@ -130,6 +130,10 @@ def test_every_published_picture_is_linked_under_its_own_row_and_every_link_exis
 # Rows that published a picture which a later run on the same data set overwrote, before published
 # names carried the row's date (commit 420744a): the circle and spiral runs of 2026-11-25.
 BEFORE_DATED_NAMES = "2026-11-25T12:48:11Z"
+# The mlp recipe's Playground pictures (training.gif, network.png, loss.png) came on 2026-12-01; runs before
+# published decision_boundary.png only.
+PLAYGROUND_PICTURES = ("training.gif", "network.png", "loss.png")
+BEFORE_PLAYGROUND_PICTURES = "2026-12-01T15:00:00Z"
 
 
 def test_every_committed_row_whose_run_published_files_has_them():
@@ -144,6 +148,8 @@ def test_every_committed_row_whose_run_published_files_has_them():
             config = parse_overrides(recipe.config, shlex.split(row["command"])[3:], presets=recipe.presets,
                                      data_forms=recipe.data_forms)
             for artifact in recipe.published(config):
+                if row["recipe"] == "mlp" and artifact in PLAYGROUND_PICTURES and row["date"] < BEFORE_PLAYGROUND_PICTURES:
+                    continue
                 if not os.path.exists(os.path.join(RESULTS, row["recipe"], pictures.published_name(row, artifact))):
                     missing.append((row["recipe"], row["date"], artifact))
     assert all(date < BEFORE_DATED_NAMES for _, date, _ in missing), missing

@@ -117,7 +117,8 @@ def test_tracking_wandb_logs_config_epochs_summary_and_pictures(offline_wandb, m
 
     assert run["summary"]["test_accuracy"] == pytest.approx(row["test_accuracy"])
     assert run["summary"]["params"] == row["params"] and run["summary"]["commit"] == row["commit"]
-    pictures = {"curves", "confusion_matrix", "decision_boundary"}
+    # The mlp adds network.png and loss.png; the latter is logged as loss_picture, beside the loss metric.
+    pictures = {"curves", "confusion_matrix", "decision_boundary", "network", "loss_picture"}
     assert {key.split(".")[0] for key in run["history"][-1] if key.endswith("._type")} == pictures
     logged = {os.path.basename(path).split("_2_")[0] for path in run["files"] if path.startswith("media/images/")}
     assert logged == pictures  # W&B names each copy <key>_<step>_<hash>.png

@@ -68,7 +68,9 @@ def section(results_dir: str, recipe: str, table: pd.DataFrame, figures=lambda r
     for index, names in by_row.items():
         row = table.loc[index]
         caption = figures(row)
+        preset = row.get("preset")  # several runs on one data set differ by it (the mlp's lessons)
         lines += [f"**Row {index + 1}**: {row['model']} on {row['dataset']}, {row['date']}"
+                  + (f", preset {preset}" if isinstance(preset, str) and preset else "")
                   + (f": {caption}" if caption else ""), ""]
         images = [name for name in names if name.lower().endswith(IMAGE_SUFFIXES)]
         if images:

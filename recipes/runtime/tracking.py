@@ -103,8 +103,11 @@ def start_wandb(recipe: str, config: config_lib.RunConfig, output_dir: str, run_
     files.write_json(id_path, {"id": run.id})
     wandb_root = os.path.dirname(os.path.dirname(os.path.abspath(run.dir)))  # <dir>/wandb, whose PNGs are W&B's copies
 
+    metrics = set()  # keys logged per epoch: a picture of the same name (the mlp's loss.png) must not replace one
+
     class LogEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            metrics.update(logs or {})
             run.log({key: float(value) for key, value in (logs or {}).items()}, step=epoch)
 
     def finish(row: dict) -> None:
@@ -114,7 +117,8 @@ def start_wandb(recipe: str, config: config_lib.RunConfig, output_dir: str, run_
             for name in sorted(names):
                 if name.endswith(".png"):
                     path = os.path.join(folder, name)
-                    pictures[os.path.relpath(path, output_dir)[:-len(".png")]] = wandb.Image(path)
+                    key = os.path.relpath(path, output_dir)[:-len(".png")]
+                    pictures[f"{key}_picture" if key in metrics else key] = wandb.Image(path)
         if pictures:
             run.log(pictures, step=max(row["epochs"] - 1, 0))  # beside the last epoch's metrics
         run.summary.update(row)
