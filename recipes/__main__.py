@@ -232,7 +232,14 @@ def command_data(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # `zoo results | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return RUN_ERROR
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "run":
         return command_run(argv[1:])
     if argv and argv[0] == "launch":

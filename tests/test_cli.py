@@ -93,3 +93,15 @@ def test_native_log_lines_are_hidden_and_everything_else_reaches_stderr_in_order
 
 def test_bad_verbosity_is_refused():
     assert_fails(run_cli("run", "mlp", "--quick", "--verbose", "4"), 2, "--verbose takes 0 (silent)", "got 4")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``zoo run cnn --dry-run | true``: the reader is gone before zoo writes its first line."""
+    import subprocess
+    import sys
+
+    shell = f"{sys.executable} -m recipes run cnn --dry-run | true"
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {shell}"], capture_output=True, text=True,
+                            timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
+    assert result.returncode == 1
