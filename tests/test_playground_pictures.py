@@ -3,6 +3,7 @@ recorded states are the model's weights, frames are the model's predictions in t
 connections carry their weights, and the recipe writes one GIF frame per recorded epoch."""
 
 import contextlib
+import importlib.util
 import io
 
 import keras
@@ -161,7 +162,9 @@ def run_mlp(tmp_path, *options):
 
 def test_the_recipe_writes_a_gif_frame_per_recorded_epoch_and_publishes_the_pictures(tmp_path):
     log = run_mlp(tmp_path, "--epochs", "6", "--frames", "4")
-    assert "training.gif: 4 frames (epochs 0 to 6)" in log
+    mp4 = importlib.util.find_spec("imageio_ffmpeg") is not None  # the test extra installs it
+    assert f"training.gif{' and training.mp4' if mp4 else ''}: 4 frames (epochs 0 to 6)" in log, log
+    assert (tmp_path / "run" / "training.mp4").exists() == mp4
     gif = Image.open(tmp_path / "run" / "training.gif")
     assert gif.format == "GIF" and gif.n_frames == 4
     shown = [frame.convert("RGB") for frame in ImageSequence.Iterator(gif)]
