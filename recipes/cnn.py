@@ -29,6 +29,7 @@ class Config(RunConfig):
     learning_rate: float = 1e-3
     optimizer: Literal["adam", "sgd"] = "adam"  # sgd: Nesterov momentum 0.9
     schedule: Literal["auto", "constant", "cosine"] = "auto"  # the learning rate; auto: adam constant, sgd cosine
+    dropout: tuple[float, ...] = ()  # convnets: rates after pooling and before the classifier; (): the model's own
     augment: bool = False  # random flips and 4-pixel shifts of training batches (He et al.'s CIFAR setup)
 
 
@@ -68,7 +69,14 @@ def build_model(config: Config, datasets, plan):
     import zoo
     from recipes.runtime.train import compile_options
 
-    model = zoo.build(config.model, num_classes=datasets.num_classes, input_shape=datasets.input_shape)
+    from recipes.runtime.config import ConfigError
+
+    options = {"dropout": config.dropout} if config.dropout else {}
+    try:
+        model = zoo.build(config.model, num_classes=datasets.num_classes, input_shape=datasets.input_shape, **options)
+    except TypeError as error:  # a model without dropout rates to set (the ResNets)
+        raise ConfigError(f"--dropout applies to the convnets (mnist_convnet, small_convnet); {config.model}: "
+                          f"{error}") from None
     cosine = config.schedule == "cosine" or (config.schedule == "auto" and config.optimizer == "sgd")
     rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * plan.steps_per_epoch) \
         if cosine else config.learning_rate
