@@ -31,6 +31,8 @@ def test_unknown_field_and_wrong_type():
     assert_fails(run_cli("run", "mlp", "--features", "x1,x3"), 2, "Unknown or no features ['x3']")
     assert_fails(run_cli("run", "mlp", "--noise", "0.9"), 2, "noise must be in [0, 0.5]")
     assert_fails(run_cli("run", "mlp", "--dataset", "xor", "--loss", "arctan"), 2, "loss='arctan' does not fit")
+    assert_fails(run_cli("run", "cnn", "--quick", "--model", "resnet20", "--dropout", "0.1,0.2", "--strategy", "cpu"),
+                 2, "--dropout applies to the convnets", "resnet20")
 
 
 def test_missing_data_offline_names_the_dataset_and_the_import_command(tmp_path):

@@ -111,7 +111,8 @@ def check_time_to_target(module, row, history_csv) -> None:
         return
     column, direction, value = target
     history = pd.read_csv(history_csv)
-    reached = history[history[column] >= value] if direction == ">=" else history[history[column] <= value]
+    reached = history[history[column] >= value - 1e-6] if direction == ">=" else \
+        history[history[column] <= value + 1e-6]
     assert row["target"] == f"{column.removeprefix('val_')} {direction} {value:g}"
     if len(reached):
         assert row["epochs_to_target"] == reached["epoch"].iloc[0] + 1, (row["epochs_to_target"], history)

@@ -160,7 +160,7 @@ def time_to_target(history_csv: str, epoch_seconds: list[float], target: tuple) 
     epoch whose evaluation (``history.csv``; epochs that skipped it do not count) reached
     ``target`` = (column, ">=" or "<=", value), and the wall seconds of the epochs up to it
     (``epoch_seconds``: the run's clock, resumed invocations included; an epoch's seconds
-    include its evaluation). Not reached: NaN in both."""
+    include its evaluation). Not reached: NaN in both. Compared within 1e-6 (float32 logs)."""
     import math
 
     import pandas as pd
@@ -171,7 +171,8 @@ def time_to_target(history_csv: str, epoch_seconds: list[float], target: tuple) 
     history = pd.read_csv(history_csv) if os.path.exists(history_csv) else pd.DataFrame()
     if column not in history:
         return found
-    reached = history[column] >= value if direction == ">=" else history[column] <= value
+    # Within float32's rounding: Keras logs 9920 right of 10000 as 0.99199998, which is 0.992.
+    reached = history[column] >= value - 1e-6 if direction == ">=" else history[column] <= value + 1e-6
     if reached.any():
         epoch = int(history.loc[reached.idxmax(), "epoch"]) + 1  # 1-based: epochs trained when it was reached
         if len(epoch_seconds) >= epoch:
