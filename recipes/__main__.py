@@ -87,10 +87,11 @@ def command_run(argv: list[str]) -> int:
         return 0
 
     try:
-        verbosities = {config.fit_verbose and config.verbose for config, _ in resolved.values()}
+        for config, _ in resolved.values():
+            config.fit_verbose  # refuses a --verbose out of range, before anything starts
     except ConfigError as error:
         return _fail(str(error), USAGE_ERROR)
-    _quiet_tensorflow(native_logs=3 in verbosities)
+    _quiet_tensorflow(native_logs=any(config.verbose == 3 for config, _ in resolved.values()))
     if name == "all":
         return run_each_in_its_own_process(list(resolved), overrides)
     command = os.environ.get("ZOO_COMMAND") or "zoo run " + " ".join([name, *overrides])  # zoo launch sets it

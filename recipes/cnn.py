@@ -14,6 +14,7 @@ reported as ``cifar10_jpeg75``. Reference: He et al. (2016, Table 6) publish Res
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 from recipes.runtime.config import RunConfig
@@ -72,12 +73,16 @@ def build_model(config: Config, datasets, plan):
 
     from recipes.runtime.config import ConfigError
 
-    options = {"dropout": config.dropout} if config.dropout else {}
-    try:
-        model = zoo.build(config.model, num_classes=datasets.num_classes, input_shape=datasets.input_shape, **options)
-    except TypeError as error:  # a model without dropout rates to set (the ResNets)
-        raise ConfigError(f"--dropout applies to the convnets (mnist_convnet, small_convnet); {config.model}: "
-                          f"{error}") from None
+    build = functools.partial(zoo.build, config.model, num_classes=datasets.num_classes,
+                              input_shape=datasets.input_shape)
+    if not config.dropout:
+        model = build()
+    else:
+        try:
+            model = build(dropout=config.dropout)
+        except TypeError as error:  # a model without dropout rates to set (the ResNets)
+            raise ConfigError(f"--dropout applies to the convnets (mnist_convnet, small_convnet); {config.model}: "
+                              f"{error}") from None
     cosine = config.schedule == "cosine" or (config.schedule == "auto" and config.optimizer == "sgd")
     rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * plan.steps_per_epoch) \
         if cosine else config.learning_rate
