@@ -33,10 +33,10 @@ test: $(BIN)/.installed
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -ra -m slow
 
+# Each family trained as its recipe does, as plain Keras and as plain PyTorch, in one process per
+# family; rows to results/benchmarks.csv (about 15 minutes on 2 cores; needs `make import-data` once).
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/cnn_speed.py
-	$(BIN)/python benchmarks/rnn_speed.py
-	$(BIN)/python benchmarks/transformer_speed.py
+	$(BIN)/zoo bench all
 
 # Prepare MNIST, Fashion-MNIST and the CIFAR-10 JPEG copy in $(ZOO_DATA_DIR) from local raw files.
 import-data: $(BIN)/.installed

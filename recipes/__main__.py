@@ -10,6 +10,7 @@
     zoo export RUN_DIR --format tflite   that model as a SavedModel, TFLite or ONNX artifact (RUN_DIR/export/)
     zoo results                      the results table (results/README.md, regenerated)
     zoo results gan                  one recipe's rows, column meanings and pictures
+    zoo bench all                    each family trained as the recipe does, as plain Keras and plain PyTorch
     zoo data import mnist --from DIR prepare a tfds dataset from local raw files, offline
 
 Exit status: 0 on success, 2 for bad input (unknown recipe, model or option, wrong
@@ -219,6 +220,43 @@ def command_results(args) -> int:
     return 0
 
 
+def command_bench(args) -> int:
+    from recipes.runtime import bench
+
+    try:
+        names = bench.check_families(args.families, args.tiny)
+    except ValueError as error:
+        return _fail(str(error), USAGE_ERROR)
+    if args.steps < 0 or args.repeats < 1:
+        return _fail(f"--steps must be >= 0 (0: the family's own) and --repeats >= 1; got {args.steps} and "
+                     f"{args.repeats}", USAGE_ERROR)
+    options = [*(["--tiny"] if args.tiny else []), "--steps", str(args.steps), "--repeats", str(args.repeats),
+               "--results-dir", args.results_dir, *(["--data-dir", args.data_dir] if args.data_dir else [])]
+    if len(names) > 1:  # each family in a process of its own: no state or memory carried from one to the next
+        import subprocess
+
+        failed = [name for name in names
+                  if subprocess.run([sys.executable, "-m", "recipes", "bench", name, *options]).returncode]
+        if failed:
+            return _fail(f"the benchmark of {', '.join(failed)} failed (its message is above); the other rows "
+                         f"were recorded", RUN_ERROR)
+        return 0
+    _quiet_tensorflow()
+    from recipes.runtime import bench_run
+    from recipes.runtime.config import ConfigError
+    from recipes.runtime.data import DataError
+
+    try:
+        row = bench_run.measure(names[0], args.tiny, args.steps, args.repeats, args.data_dir)
+    except ConfigError as error:
+        return _fail(str(error), USAGE_ERROR)
+    except (bench.BenchError, DataError) as error:
+        return _fail(str(error), RUN_ERROR)
+    path = bench_run.record([row], args.results_dir, "zoo bench " + " ".join([names[0], *options]))
+    print(f"[bench] row added to {path}")
+    return 0
+
+
 def command_data(args) -> int:
     _quiet_tensorflow()
     from recipes.runtime import data, data_import
@@ -247,6 +285,8 @@ def _main(argv: list[str]) -> int:
         return command_launch(argv[1:])
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from recipes.runtime.bench import __doc__ as bench_doc  # no TensorFlow: only the standard library
+
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run a recipe (zoo run RECIPE --help)")
     commands.add_parser("launch", help="run a recipe on N local worker processes (zoo launch --help)")
@@ -287,6 +327,15 @@ def _main(argv: list[str]) -> int:
                                               "meanings and pictures, writing nothing.")
     showing.add_argument("recipe", nargs="?", default="", help="one recipe, e.g. cnn (default: all, regenerated)")
     showing.add_argument("--results-dir", default="results")
+    benching = commands.add_parser("bench", help="time each family three ways: the recipe, plain Keras, plain PyTorch",
+                                   description=bench_doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    benching.add_argument("families", nargs="*", default=["all"], help="families, or all (default)")
+    benching.add_argument("--steps", type=int, default=0, help="timed steps per repeat (default: the family's)")
+    benching.add_argument("--repeats", type=int, default=3, help="timed repeats per way (default: 3)")
+    benching.add_argument("--tiny", action="store_true", help="bundled data and small shapes: seconds")
+    benching.add_argument("--results-dir", default="results", help="where benchmarks.csv is (default: results)")
+    benching.add_argument("--data-dir", default="", help="tfds data dir (default $ZOO_DATA_DIR)")
     data = commands.add_parser("data", help="manage datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     importing = data_commands.add_parser("import", help="prepare a tfds dataset from local raw files")
@@ -295,7 +344,7 @@ def _main(argv: list[str]) -> int:
     importing.add_argument("--data-dir", default="", help="tfds data dir (default $ZOO_DATA_DIR)")
     args = parser.parse_args(argv)
     handlers = {"list": command_list, "results": command_results, "data": command_data, "predict": command_predict,
-                "export": command_export}
+                "export": command_export, "bench": command_bench}
     return handlers[args.command](args)
 
 

@@ -103,6 +103,11 @@ def markdown_table(table: pd.DataFrame) -> str:
                if column not in COLUMNS and column not in TAIL_COLUMNS]
     columns = [column for column in SUMMARY_COLUMNS[:3] if column in table] + metrics + \
               [column for column in SUMMARY_COLUMNS[3:] if column in table]
+    return markdown_rows(table, columns)
+
+
+def markdown_rows(table: pd.DataFrame, columns: list) -> str:
+    """``columns`` of every row of ``table`` as a markdown table."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(_cell(row[column]) for column in columns) + " |")
@@ -149,8 +154,10 @@ def column_meanings() -> list[str]:
 
 
 def recipes_with_rows(results_dir: str) -> list[str]:
+    from recipes.runtime.bench_run import CSV_NAME  # the benchmarks' table has a section of its own
+
     return [os.path.splitext(os.path.basename(path))[0]
-            for path in sorted(glob.glob(os.path.join(results_dir, "*.csv")))]
+            for path in sorted(glob.glob(os.path.join(results_dir, "*.csv"))) if os.path.basename(path) != CSV_NAME]
 
 
 def write_readme(results_dir: str) -> str:
@@ -162,7 +169,9 @@ def write_readme(results_dir: str) -> str:
                 + pictures.MATCHING_RULE, ""]
     for recipe in recipes_with_rows(results_dir):
         sections += recipe_section(results_dir, recipe)
-    sections += column_meanings()
+    from recipes.runtime import bench_run
+
+    sections += bench_run.section(results_dir) + column_meanings()
     path = os.path.join(results_dir, "README.md")
     files.write_text(path, "\n".join(sections) + "\n")
     return path
