@@ -83,6 +83,7 @@ def test_tiny_bench_writes_a_row_per_family_with_both_ratios(tiny_bench):
             assert row[f"{way}_step_ms"] <= row[f"{way}_step_ms_p90"]
         assert math.isclose(row["ratio_vs_keras"], row["recipe_per_s"] / row["keras_per_s"], rel_tol=2e-3)
         assert math.isclose(row["ratio_vs_torch"], row["recipe_per_s"] / row["torch_per_s"], rel_tol=2e-3)
+        assert row["pipeline_per_s"] > 0
         assert row["recipe_params"] == row["keras_params"]  # the same network, rebuilt from its config
         assert row["steps"] == 3 and row["repeats"] == 2 and row["dataset_source"]
         assert row["cpu"] == bench.processor()[0] and row["cpu_flags"] == bench.processor()[1]

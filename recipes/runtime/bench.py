@@ -184,6 +184,22 @@ def keras_timing(model, data, steps: int, repeats: int, **fit_options) -> Timing
     return Timing(clock.epochs[1:], clock.steps[per_epoch:])
 
 
+def pipeline_timing(dataset, steps: int, repeats: int) -> Timing:
+    """The input pipeline alone, batches drawn as a fit draws them: is it ever the bottleneck?"""
+    iterator, epochs, times = iter(dataset), [], []
+    for epoch in range(1 + repeats):
+        started = previous = time.perf_counter()
+        for _ in range(steps):
+            next(iterator)
+            now = time.perf_counter()
+            if epoch:
+                times.append(now - previous)
+            previous = now
+        if epoch:
+            epochs.append(time.perf_counter() - started)
+    return Timing(epochs, times)
+
+
 def torch_timing(step, batches: list, repeats: int) -> Timing:
     epochs, steps = [], []
     for epoch in range(1 + repeats):

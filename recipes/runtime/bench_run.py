@@ -12,11 +12,13 @@ from recipes.runtime.bench import BenchError
 CSV_NAME = "benchmarks.csv"
 WAYS = ("recipe", "keras", "torch")
 SUMMARY = ["date", "family", "unit", "global_batch_size", "recipe_per_s", "keras_per_s", "torch_per_s",
-           "ratio_vs_keras", "ratio_vs_torch", "cpu", "cpu_flags"]
+           "ratio_vs_keras", "ratio_vs_torch", "pipeline_per_s", "cpu", "cpu_flags"]
 MEANINGS = {
     "unit": "what the speeds count: training examples, or tokens (sequence positions) for the language models",
     "recipe_per_s / keras_per_s / torch_per_s": "median over the repeats of units per second of training, the "
     "recipe's way, plain Keras (fit on NumPy arrays, Adam defaults, stock layers) and plain PyTorch (same network)",
+    "pipeline_per_s": "the recipe's input pipeline alone, units per second as a fit draws its batches: far above "
+    "recipe_per_s, the input is not what limits the recipe",
     "*_spread": "the slowest and fastest repeat, units per second",
     "*_step_ms / *_step_ms_p90": "median and 90th percentile of the timed steps (per execution where "
     "steps_per_execution > 1)",
@@ -101,6 +103,7 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
     steps = steps or (min(family.steps, 8) if tiny else family.steps)
     config, datasets, pipeline, build = recipe_setup(family, tiny, data_dir)
     batches = list(pipeline.repeat().take(steps).as_numpy_iterator())  # the batches all three ways train on
+    input_time = bench.pipeline_timing(pipeline.repeat(), steps, repeats)
     with bench.PeakRSS() as memory:
         model = build()
         trained, data = model, pipeline
@@ -135,6 +138,7 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
     summaries = {way: timing.summary(per_step * steps) for way, timing in zip(WAYS, (recipe_time, keras_time, torch_time))}
     for way, summary in summaries.items():
         row.update({f"{way}_{key}": value for key, value in summary.items()})
+    row["pipeline_per_s"] = input_time.summary(per_step * steps)["per_s"]
     row["ratio_vs_keras"] = round(summaries["recipe"]["per_s"] / summaries["keras"]["per_s"], 3)
     row["ratio_vs_torch"] = round(summaries["recipe"]["per_s"] / summaries["torch"]["per_s"], 3)
     row.update(recipe_params=bench.trainable_count(trained), keras_params=bench.trainable_count(plain),
