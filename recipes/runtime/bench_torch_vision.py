@@ -221,6 +221,18 @@ def _module_for(layer, input_shape, frozen: bool, frozen_norms: list) -> nn.Modu
     raise TypeError(f"No PyTorch twin for Keras layer {layer.name!r} ({type(layer).__name__})")
 
 
+def _keras_nodes(keras_model) -> list:
+    """The layer calls of a functional model in the order Keras runs them (deepest first).
+    ``_nodes_by_depth`` is Keras 3's own record of the graph (``Function._run_through_graph``
+    walks it); a layer shared with another model has nodes there too, which these are not."""
+    return [node for depth in sorted(keras_model._nodes_by_depth, reverse=True)
+            for node in keras_model._nodes_by_depth[depth] if not node.is_input and node.operation is not None]
+
+
+def _keras_layers(keras_model) -> list:
+    return [node.operation for node in _keras_nodes(keras_model)]
+
+
 class GraphTwin(nn.Module):
     """A Keras functional model's graph in torch: one module per layer, run in the graph's order."""
 
@@ -232,25 +244,22 @@ class GraphTwin(nn.Module):
         tensor_index = {id(tensor): index for index, tensor in enumerate(keras_model.inputs)}
         self.steps, self.plan = nn.ModuleList(), []
         self.input_count = len(keras_model.inputs)
-        for depth in sorted(keras_model._nodes_by_depth, reverse=True):  # Keras's own execution order
-            for node in keras_model._nodes_by_depth[depth]:
-                layer = node.operation
-                if node.is_input or layer is None:
-                    continue
-                inputs = [tensor_index[id(tensor)] for tensor in node.input_tensors]
-                layer_frozen = frozen or not layer.trainable
-                module = _module_for(layer, tuple(node.input_tensors[0].shape), layer_frozen, self.frozen_norms)
-                if layer_frozen:
-                    module.requires_grad_(False)
-                if isinstance(module, GraphTwin):
-                    self.l2_penalties.extend(module.l2_penalties)
-                elif _l2_factor(layer) and not layer_frozen:
-                    weight = next(child.weight for child in module.modules() if isinstance(child, (nn.Conv2d, nn.Linear)))
-                    self.l2_penalties.append((weight, _l2_factor(layer)))
-                for output in node.outputs:
-                    tensor_index[id(output)] = len(tensor_index)
-                self.plan.append((inputs, len(tensor_index) - 1))
-                self.steps.append(module)
+        for node in _keras_nodes(keras_model):
+            layer = node.operation
+            inputs = [tensor_index[id(tensor)] for tensor in node.input_tensors]
+            layer_frozen = frozen or not layer.trainable
+            module = _module_for(layer, tuple(node.input_tensors[0].shape), layer_frozen, self.frozen_norms)
+            if layer_frozen:
+                module.requires_grad_(False)
+            if isinstance(module, GraphTwin):
+                self.l2_penalties.extend(module.l2_penalties)
+            elif _l2_factor(layer) and not layer_frozen:
+                weight = next(child.weight for child in module.modules() if isinstance(child, (nn.Conv2d, nn.Linear)))
+                self.l2_penalties.append((weight, _l2_factor(layer)))
+            for output in node.outputs:
+                tensor_index[id(output)] = len(tensor_index)
+            self.plan.append((inputs, len(tensor_index) - 1))
+            self.steps.append(module)
         self.outputs = [tensor_index[id(tensor)] for tensor in keras_model.outputs]
         if len(self.outputs) != 1:
             raise ValueError(f"{keras_model.name} has {len(self.outputs)} outputs; a twin has one")
