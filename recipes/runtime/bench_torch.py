@@ -78,6 +78,26 @@ def _lstm(keras_lstm, input_size: int, bidirectional: bool = False) -> nn.LSTM:
     return lstm
 
 
+def _embedding_and_lstms(keras_model) -> tuple[nn.Embedding, nn.ModuleList, nn.ModuleList]:
+    """The Keras model's token embedding, and its stacked LSTMs (bidirectional or not) with the
+    input dropout of each."""
+    from keras import layers
+
+    embedding = keras_model.get_layer("embedding")
+    dropouts, lstms = nn.ModuleList(), nn.ModuleList()
+    width = embedding.output_dim
+    for layer in keras_model.layers:
+        bidirectional = isinstance(layer, layers.Bidirectional)
+        keras_lstm = layer.forward_layer if bidirectional else layer
+        if isinstance(keras_lstm, layers.RNN) and not isinstance(keras_lstm, layers.LSTM):
+            raise ValueError(f"{keras_model.name}: the twins have LSTMs only, not {type(keras_lstm).__name__}")
+        if isinstance(keras_lstm, layers.LSTM):
+            dropouts.append(SequenceDropout(keras_lstm.dropout))
+            lstms.append(_lstm(keras_lstm, width, bidirectional))
+            width = keras_lstm.units * (2 if bidirectional else 1)
+    return nn.Embedding(embedding.input_dim, embedding.output_dim), dropouts, lstms
+
+
 class CharLSTM(nn.Module):
     """``zoo.rnn.char_lstm``: embedding, stacked LSTMs (input dropout each), next-token logits."""
 
@@ -85,14 +105,7 @@ class CharLSTM(nn.Module):
         super().__init__()
         from keras import layers
 
-        embedding = keras_model.get_layer("embedding")
-        self.embedding = nn.Embedding(embedding.input_dim, embedding.output_dim)
-        self.dropouts, self.lstms = nn.ModuleList(), nn.ModuleList()
-        width = embedding.output_dim
-        for keras_lstm in _layers(keras_model, layers.LSTM):
-            self.dropouts.append(SequenceDropout(keras_lstm.dropout))
-            self.lstms.append(_lstm(keras_lstm, width))
-            width = keras_lstm.units
+        self.embedding, self.dropouts, self.lstms = _embedding_and_lstms(keras_model)
         head_dropout = _layers(keras_model, layers.Dropout)
         self.head_dropout = nn.Dropout(head_dropout[0].rate if head_dropout else 0.0)
         self.logits = nn.Linear(*keras_model.get_layer("logits_dense").kernel.shape)
@@ -130,19 +143,12 @@ class BiLSTMClassifier(nn.Module):
 
         from zoo.layers import MaskedPooling1D
 
-        embedding = keras_model.get_layer("embedding")
-        self.embedding = nn.Embedding(embedding.input_dim, embedding.output_dim)
-        self.dropouts, self.lstms = nn.ModuleList(), nn.ModuleList()
-        width = embedding.output_dim
-        for wrapper in _layers(keras_model, layers.Bidirectional):
-            self.dropouts.append(SequenceDropout(wrapper.forward_layer.dropout))
-            self.lstms.append(_lstm(wrapper.forward_layer, width, bidirectional=True))
-            width = 2 * wrapper.forward_layer.units
+        self.embedding, self.dropouts, self.lstms = _embedding_and_lstms(keras_model)
         pools = _layers(keras_model, MaskedPooling1D)
         if not pools:
             raise ValueError(f"{keras_model.name}: the BiLSTM twin pools over steps (max or mean); got no pooling")
         self.pooling = pools[0].mode
-        dropouts = [layer for layer in _layers(keras_model, layers.Dropout)]
+        dropouts = _layers(keras_model, layers.Dropout)
         self.head_dropout = nn.Dropout(dropouts[0].rate if dropouts else 0.0)
         self.logits = nn.Linear(*_layers(keras_model, layers.Dense)[-1].kernel.shape)
 
