@@ -62,21 +62,31 @@ def test_resnet_twin_with_keras_weights_computes_the_keras_outputs():
 def test_mobilenet_twin_with_keras_weights_computes_the_keras_features():
     """Grey 16x16 images repeated to RGB, resized to 32 and through MobileNetV2 (asymmetric
     stride-2 padding, depthwise convolutions, ReLU6, BatchNorm epsilon 1e-3) as Keras does.
-    The small variances amplify float32 rounding (about 1e-3 of the largest feature after 17
-    blocks, growing steadily); a wrong padding or layer would be off by the features' size."""
+    The backbone is compared in float64 from the same resized images: the small variances that
+    keep random features from vanishing amplify float32 rounding (Keras resizes in float32
+    whatever the policy) to a few per cent after 17 blocks, which no tolerance tells from a
+    wrong layer."""
     import keras
 
-    model, (images, labels) = build("finetune_phase2")
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        model, (images, labels) = build("finetune_phase2")
+    finally:
+        keras.config.set_floatx(floatx)
     rng = np.random.default_rng(1)
     for layer in model._flatten_layers():  # statistics that keep the features from vanishing
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_variance.assign(rng.uniform(0.01, 0.05, layer.moving_variance.shape).astype("float32"))
-    network = bench_torch.twin("finetune_phase2", model).eval()
+            layer.moving_variance.assign(rng.uniform(0.01, 0.05, layer.moving_variance.shape))
+    network = bench_torch.twin("finetune_phase2", model).eval().double()
     copy_graph_weights(model, network)
-    network.steps[-1] = torch.nn.Identity()  # stop at the features below the head
-    features = keras.Model(model.input, model.get_layer("head_dropout").input)
+    assert [layer.name for layer in model.layers[1:4]] == ["grey_to_rgb", "resize", "mobilenet_v2_backbone"]
+    resized = np.array(keras.Model(model.input, model.get_layer("resize").output)(images), "float64")
     with torch.no_grad():
-        assert_same(network(bench_torch.to_torch("finetune_phase2", (images, labels))[0]), features(images), 1e-2)
+        pixels = bench_torch.to_torch("finetune_phase2", (images, labels))[0].double()
+        assert_same(network.steps[1](network.steps[0](pixels)).permute(0, 2, 3, 1), resized, 1e-6)
+        features = network.steps[2](torch.from_numpy(resized).permute(0, 3, 1, 2))
+        assert_same(features, model.get_layer("mobilenet_v2_backbone")(resized), 1e-9)
 
 
 def test_dcgan_twin_with_keras_weights_computes_the_keras_images_and_logits():

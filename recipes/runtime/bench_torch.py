@@ -275,11 +275,13 @@ def to_torch(family: str, batch, device=None) -> tuple:
     images NHWC -> NCHW float32, token ids and labels int64; ``dcgan`` gives ``(images,)``."""
     _check_family(family)
     arrays = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+    # A copy where needed: tf.data's NumPy arrays are read-only, which torch.from_numpy warns of.
+    as_tensor = lambda array, dtype: torch.from_numpy(np.require(np.asarray(array, dtype), requirements="W"))
     if family in IMAGE_FAMILIES or family == "dcgan":
-        images = torch.from_numpy(np.asarray(arrays[0], dtype=np.float32)).permute(0, 3, 1, 2).contiguous()
-        tensors = (images,) if family == "dcgan" else (images, torch.from_numpy(np.asarray(arrays[1], np.int64)))
+        images = as_tensor(arrays[0], np.float32).permute(0, 3, 1, 2).contiguous()
+        tensors = (images,) if family == "dcgan" else (images, as_tensor(arrays[1], np.int64).reshape(-1))
     else:
-        tensors = tuple(torch.from_numpy(np.asarray(array, np.int64)) for array in arrays[:2])
+        tensors = tuple(as_tensor(array, np.int64) for array in arrays[:2])
     return tuple(tensor.to(device) for tensor in tensors) if device is not None else tensors
 
 
