@@ -68,12 +68,15 @@ def test_mobilenet_twin_with_keras_weights_computes_the_keras_features():
     wrong layer."""
     import keras
 
-    floatx = keras.config.floatx()
-    keras.config.set_floatx("float64")
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")  # the inputs' dtype
+    keras.config.set_dtype_policy("float64")  # the layers' (the global policy, once made, no longer follows floatx)
     try:
         model, (images, labels) = build("finetune_phase2")
     finally:
         keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    assert all(weight.dtype == "float64" for weight in model.get_layer("mobilenet_v2_backbone").weights)
     rng = np.random.default_rng(1)
     for layer in model._flatten_layers():  # statistics that keep the features from vanishing
         if isinstance(layer, keras.layers.BatchNormalization):
