@@ -18,7 +18,10 @@ in the same order, NCHW instead of NHWC. What differs from the Keras network, on
 
 A Keras layer that is not trainable gives parameters with ``requires_grad=False``, and a
 frozen BatchNormalization stays in eval mode through ``module.train()``, as Keras 3 runs a
-non-trainable BatchNormalization in inference mode.
+non-trainable BatchNormalization in inference mode. BatchNorm keeps Keras's epsilon and
+momentum (torch's momentum is 1 - Keras's), and a kernel's L2 regularizer becomes
+``l2_penalties``, which the trainer adds to the loss as Keras does. With Keras's weights
+copied in, a twin gives Keras's outputs (tests/test_bench_torch_weights.py).
 """
 
 from __future__ import annotations
@@ -243,7 +246,6 @@ class GraphTwin(nn.Module):
         self.l2_penalties: list[tuple[nn.Parameter, float]] = []  # (weight, factor) for the trainer's loss
         tensor_index = {id(tensor): index for index, tensor in enumerate(keras_model.inputs)}
         self.steps, self.plan = nn.ModuleList(), []
-        self.input_count = len(keras_model.inputs)
         for node in _keras_nodes(keras_model):
             layer = node.operation
             inputs = [tensor_index[id(tensor)] for tensor in node.input_tensors]
