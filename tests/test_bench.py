@@ -32,6 +32,8 @@ def test_missing_data_names_the_import_command(tmp_path):
 
 
 def test_without_pytorch_the_message_says_what_to_install(monkeypatch):
+    import keras  # noqa: F401  (loaded first: scikit-learn, which Keras imports, probes sys.modules["torch"])
+
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     with pytest.raises(bench.BenchError, match=r"pip install -e '\.\[bench\]'"):
         bench_run.measure("dcgan", tiny=True)

@@ -88,17 +88,17 @@ def phase2_top(model, config, batches, seed: int):
 def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, data_dir: str = "",
             log=print) -> dict:
     """Train family ``name`` three ways in this process; its row."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    try:
+    try:  # before anything is loaded: a missing PyTorch is said at once
         import torch
 
         from recipes.runtime import bench_torch
     except ImportError:
         raise BenchError("zoo bench needs PyTorch for its third way: pip install -e '.[bench]' "
                          "(the CPU wheel torch==2.13.0)") from None
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
     family = bench.FAMILIES[name]
     steps = steps or (min(family.steps, 8) if tiny else family.steps)
     config, datasets, pipeline, build = recipe_setup(family, tiny, data_dir)
