@@ -1,0 +1,183 @@
+"""``FusedLSTM``: ``keras.layers.LSTM`` with a faster training path on TensorFlow's CPU.
+
+    layer = zoo.layers.FusedLSTM(256, return_sequences=True)   # same arguments, same weights
+    layer.set_weights(keras_lstm.get_weights())                # and back again
+
+Keras 3 on TensorFlow runs an LSTM without cuDNN as a ``while_loop`` over the cell, and
+autodiff differentiates that loop op by op. ``FusedLSTM`` keeps the weights and the results
+of ``keras.layers.LSTM`` and replaces only the loop (``inner_loop``) with one written for
+training: the inputs of every step are projected by one matmul before the loop, the loop does
+only ``h @ recurrent_kernel`` and the gate math, and a hand-written backward pass
+(``tf.custom_gradient``) runs the same short loop in reverse, leaving the weight and input
+gradients to three large matmuls after it. See ``benchmarks/lstm_speed.py`` for the speed.
+"""
+
+from __future__ import annotations
+
+import keras
+
+FAST_PATH_TRACES = {"count": 0}  # how often the fast path was built; the tests read it
+
+
+def _tensorflow_gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FusedLSTM(keras.layers.LSTM):
+    """``keras.layers.LSTM`` (same constructor, variables and outputs) with a fast CPU path.
+
+    The fast path runs on the TensorFlow backend with no GPU visible (with one, the stock
+    layer's cuDNN kernel is faster) when the layer has ``activation="tanh"``,
+    ``recurrent_activation="sigmoid"``, ``recurrent_dropout=0``, ``unroll=False``,
+    ``use_cudnn`` not ``True``, and not ``implementation=1`` with input dropout (one mask
+    per gate). Biasless, stateful, masked, ``go_backwards`` and ``Bidirectional`` layers,
+    initial states and mixed precision (the whole recurrence in the compute dtype, as Keras
+    does) all take it. Anything else runs ``keras.layers.LSTM``'s own loop, unchanged; so
+    does every call on JAX and PyTorch.
+
+    Input dropout draws one mask per sequence from the layer's seed generator, applied to
+    every step, as the stock layer does; with the same seed the masks are the same ones.
+
+    Where the stock layer's training time goes (char_lstm, 2 x LSTM 256, batch 64 x 100,
+    TensorFlow 2.21 on 2 EPYC cores; ``benchmarks/measured/lstm_speed_cpu.txt``):
+    PROFILE_SUMMARY
+    """
+
+    def _fast_path_applies(self) -> bool:
+        cell = self.cell
+        return (keras.backend.backend() == "tensorflow"
+                and cell.activation in (keras.activations.tanh, keras.ops.tanh)
+                and cell.recurrent_activation in (keras.activations.sigmoid, keras.ops.sigmoid)
+                and not cell.recurrent_dropout and not self.unroll and self.use_cudnn is not True
+                and not (cell.implementation == 1 and cell.dropout)
+                and not _tensorflow_gpu_visible())
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not self._fast_path_applies():
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        import tensorflow as tf
+
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        FAST_PATH_TRACES["count"] += 1
+        cell = self.cell
+        dtype = cell.compute_dtype
+        sequences = tf.cast(sequences, dtype)
+        if training and cell.dropout:
+            # The mask RNN.call prepared for this call: one per sequence, shared by every step.
+            sequences = sequences * tf.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
+        kernel = tf.cast(keras.ops.convert_to_tensor(cell.kernel), dtype)
+        recurrent_kernel = tf.cast(keras.ops.convert_to_tensor(cell.recurrent_kernel), dtype)
+        bias = (tf.cast(keras.ops.convert_to_tensor(cell.bias), dtype) if cell.use_bias
+                else tf.zeros([4 * cell.units], dtype))
+        h0, c0 = (tf.cast(state, dtype) for state in initial_state)
+
+        inputs = tf.transpose(sequences, [1, 0, 2])  # time-major: the loop reads one step at a time
+        step_mask = None if mask is None else tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+        if self.go_backwards:
+            inputs = tf.reverse(inputs, [0])
+            step_mask = None if step_mask is None else tf.reverse(step_mask, [0])
+        h_states, c_last = fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask)
+        h_last = h_states[-1]
+        if step_mask is None:
+            outputs = h_states
+        else:
+            # Keras writes a masked step's output as zeros (zero_output_for_mask) or as the
+            # previous output, which is the carried state once a real step has been seen and
+            # zeros before: either way a 0/1 weight on the state, and the state is exact.
+            seen = step_mask if self.zero_output_for_mask else tf.cumsum(tf.cast(step_mask, tf.int32), axis=0) > 0
+            outputs = tf.where(seen, h_states, tf.zeros_like(h_states))
+        last_output = outputs[-1]
+        outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None, :]
+        return last_output, outputs, [h_last, c_last]
+
+
+def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
+    """An LSTM over time-major ``inputs`` (steps, batch, features) with Keras's gate order
+    (input, forget, cell, output), returning every step's hidden state and the last cell state.
+
+    ``step_mask`` (steps, batch, 1) bool keeps the previous states where it is False, as
+    Keras's masked loop does. Differentiable in every argument but the mask.
+    """
+    import tensorflow as tf
+
+    units = tf.shape(h0)[-1]
+    steps, batch = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    dtype = inputs.dtype
+    keep = None if step_mask is None else tf.cast(step_mask, dtype)
+
+    @tf.custom_gradient
+    def run(inputs, h0, c0, kernel, recurrent_kernel, bias):
+        features = tf.shape(inputs)[-1]
+        projected = tf.matmul(tf.reshape(inputs, [-1, features]), kernel) + bias
+        projected = tf.TensorArray(dtype, size=steps).unstack(tf.reshape(projected, [steps, batch, 4 * units]))
+        mask_steps = None if step_mask is None else tf.TensorArray(tf.bool, size=steps).unstack(step_mask)
+
+        def step(time, h, c, z_array, h_array, c_array):
+            z = projected.read(time) + tf.matmul(h, recurrent_kernel)
+            z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
+            c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
+            h_new = tf.sigmoid(z_o) * tf.tanh(c_new)
+            if mask_steps is not None:
+                keep_t = mask_steps.read(time)
+                h_new, c_new = tf.where(keep_t, h_new, h), tf.where(keep_t, c_new, c)
+            return (time + 1, h_new, c_new, z_array.write(time, z), h_array.write(time, h_new),
+                    c_array.write(time, c_new))
+
+        arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
+        _, _, c_last, z_array, h_array, c_array = tf.while_loop(
+            lambda time, *_: time < steps, step, (tf.constant(0), h0, c0, *arrays), maximum_iterations=steps)
+        h_states, c_states = h_array.stack(), c_array.stack()
+        pre_activations = z_array.stack()
+
+        def grad(d_h_states, d_c_last):
+            d_h_states = tf.zeros_like(h_states) if d_h_states is None else d_h_states
+            d_c_last = tf.zeros_like(c_last) if d_c_last is None else d_c_last
+            # Everything that does not depend on the carried gradients is computed here, over
+            # all steps at once; the reverse loop keeps two multiplies, an add and one matmul.
+            z_i, z_f, z_c, z_o = tf.split(pre_activations, 4, axis=2)
+            gate_i, gate_f, gate_o, candidate = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
+            c_previous = tf.concat([c0[None], c_states[:-1]], axis=0)
+            tanh_c = tf.tanh(gate_f * c_previous + gate_i * candidate)
+            # d(pre-activation) = [dc, dc, dc, dh] * factors; dc also gains dh * o * (1 - tanh(c)^2).
+            factors = tf.concat([candidate * gate_i * (1 - gate_i), c_previous * gate_f * (1 - gate_f),
+                                 gate_i * (1 - candidate * candidate), tanh_c * gate_o * (1 - gate_o)], axis=2)
+            carry_factors = tf.concat([gate_o * (1 - tanh_c * tanh_c), gate_f], axis=2)
+            d_h_array = tf.TensorArray(dtype, size=steps).unstack(d_h_states)
+            factor_array = tf.TensorArray(dtype, size=steps).unstack(factors)
+            carry_array = tf.TensorArray(dtype, size=steps).unstack(carry_factors)
+            keep_array = None if keep is None else tf.TensorArray(dtype, size=steps).unstack(keep)
+            recurrent_transposed = tf.transpose(recurrent_kernel)
+
+            def back(time, d_h, d_c, d_z_array):
+                d_h = d_h + d_h_array.read(time)
+                if keep_array is not None:  # a kept state passes its gradient straight through
+                    keep_t = keep_array.read(time)
+                    pass_h, pass_c = d_h * (1 - keep_t), d_c * (1 - keep_t)
+                    d_h, d_c = d_h * keep_t, d_c * keep_t
+                to_c, forget = tf.split(carry_array.read(time), 2, axis=1)
+                d_c = d_c + d_h * to_c
+                d_z = tf.concat([d_c, d_c, d_c, d_h], axis=1) * factor_array.read(time)
+                d_h_previous = tf.matmul(d_z, recurrent_transposed)
+                d_c_previous = d_c * forget
+                if keep_array is not None:
+                    d_h_previous, d_c_previous = d_h_previous + pass_h, d_c_previous + pass_c
+                return time - 1, d_h_previous, d_c_previous, d_z_array.write(time, d_z)
+
+            _, d_h0, d_c0, d_z_array = tf.while_loop(
+                lambda time, *_: time >= 0, back,
+                (steps - 1, tf.zeros_like(h0), d_c_last, tf.TensorArray(dtype, size=steps)),
+                maximum_iterations=steps)
+            d_z = tf.reshape(d_z_array.stack(), [-1, 4 * units])
+            h_previous = tf.reshape(tf.concat([h0[None], h_states[:-1]], axis=0), [-1, units])
+            d_inputs = tf.reshape(tf.matmul(d_z, kernel, transpose_b=True), tf.shape(inputs))
+            d_kernel = tf.matmul(tf.reshape(inputs, [-1, features]), d_z, transpose_a=True)
+            d_recurrent = tf.matmul(h_previous, d_z, transpose_a=True)
+            return d_inputs, d_h0, d_c0, d_kernel, d_recurrent, tf.reduce_sum(d_z, axis=0)
+
+        return (h_states, c_last), grad
+
+    return run(inputs, h0, c0, kernel, recurrent_kernel, bias)
