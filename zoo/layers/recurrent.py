@@ -95,6 +95,61 @@ class FusedLSTM(keras.layers.LSTM):
         return last_output, outputs, [h_last, c_last]
 
 
+def _forward_loop(projected, h0, c0, recurrent_kernel, step_mask):
+    """The sequential part of the forward pass: every step's pre-activations, h and c."""
+    import tensorflow as tf
+
+    steps, dtype = tf.shape(projected)[0], projected.dtype
+    projected = tf.TensorArray(dtype, size=steps).unstack(projected)
+    mask_steps = None if step_mask is None else tf.TensorArray(tf.bool, size=steps).unstack(step_mask)
+
+    def step(time, h, c, z_array, h_array, c_array):
+        z = projected.read(time) + tf.matmul(h, recurrent_kernel)
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
+        c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
+        h_new = tf.sigmoid(z_o) * tf.tanh(c_new)
+        if mask_steps is not None:
+            keep_t = mask_steps.read(time)
+            h_new, c_new = tf.where(keep_t, h_new, h), tf.where(keep_t, c_new, c)
+        return time + 1, h_new, c_new, z_array.write(time, z), h_array.write(time, h_new), c_array.write(time, c_new)
+
+    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
+    *_, z_array, h_array, c_array = tf.while_loop(
+        lambda time, *_: time < steps, step, (tf.constant(0), h0, c0, *arrays), maximum_iterations=steps)
+    return z_array.stack(), h_array.stack(), c_array.stack()
+
+
+def _backward_loop(d_h_states, d_c_last, factors, carry_factors, keep, recurrent_transposed):
+    """The sequential part of the backward pass: every step's d(pre-activations), d h0, d c0."""
+    import tensorflow as tf
+
+    steps, dtype = tf.shape(factors)[0], factors.dtype
+    d_h_array = tf.TensorArray(dtype, size=steps).unstack(d_h_states)
+    factor_array = tf.TensorArray(dtype, size=steps).unstack(factors)
+    carry_array = tf.TensorArray(dtype, size=steps).unstack(carry_factors)
+    keep_array = None if keep is None else tf.TensorArray(dtype, size=steps).unstack(keep)
+
+    def back(time, d_h, d_c, d_z_array):
+        d_h = d_h + d_h_array.read(time)
+        if keep_array is not None:  # a kept state passes its gradient straight through
+            keep_t = keep_array.read(time)
+            pass_h, pass_c = d_h * (1 - keep_t), d_c * (1 - keep_t)
+            d_h, d_c = d_h * keep_t, d_c * keep_t
+        to_c, forget = tf.split(carry_array.read(time), 2, axis=1)
+        d_c = d_c + d_h * to_c
+        d_z = tf.concat([d_c, d_c, d_c, d_h], axis=1) * factor_array.read(time)
+        d_h_previous = tf.matmul(d_z, recurrent_transposed)
+        d_c_previous = d_c * forget
+        if keep_array is not None:
+            d_h_previous, d_c_previous = d_h_previous + pass_h, d_c_previous + pass_c
+        return time - 1, d_h_previous, d_c_previous, d_z_array.write(time, d_z)
+
+    _, d_h0, d_c0, d_z_array = tf.while_loop(
+        lambda time, *_: time >= 0, back,
+        (steps - 1, tf.zeros_like(d_c_last), d_c_last, tf.TensorArray(dtype, size=steps)), maximum_iterations=steps)
+    return d_z_array.stack(), d_h0, d_c0
+
+
 def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
     """An LSTM over time-major ``inputs`` (steps, batch, features) with Keras's gate order
     (input, forget, cell, output), returning every step's hidden state and the last cell state.
@@ -104,34 +159,16 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
     """
     import tensorflow as tf
 
-    units = tf.shape(h0)[-1]
-    steps, batch = tf.shape(inputs)[0], tf.shape(inputs)[1]
-    dtype = inputs.dtype
-    keep = None if step_mask is None else tf.cast(step_mask, dtype)
+    keep = None if step_mask is None else tf.cast(step_mask, inputs.dtype)
 
     @tf.custom_gradient
     def run(inputs, h0, c0, kernel, recurrent_kernel, bias):
-        features = tf.shape(inputs)[-1]
+        steps, batch, features = tf.unstack(tf.shape(inputs))
+        units = tf.shape(h0)[-1]
         projected = tf.matmul(tf.reshape(inputs, [-1, features]), kernel) + bias
-        projected = tf.TensorArray(dtype, size=steps).unstack(tf.reshape(projected, [steps, batch, 4 * units]))
-        mask_steps = None if step_mask is None else tf.TensorArray(tf.bool, size=steps).unstack(step_mask)
-
-        def step(time, h, c, z_array, h_array, c_array):
-            z = projected.read(time) + tf.matmul(h, recurrent_kernel)
-            z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
-            c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
-            h_new = tf.sigmoid(z_o) * tf.tanh(c_new)
-            if mask_steps is not None:
-                keep_t = mask_steps.read(time)
-                h_new, c_new = tf.where(keep_t, h_new, h), tf.where(keep_t, c_new, c)
-            return (time + 1, h_new, c_new, z_array.write(time, z), h_array.write(time, h_new),
-                    c_array.write(time, c_new))
-
-        arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
-        _, _, c_last, z_array, h_array, c_array = tf.while_loop(
-            lambda time, *_: time < steps, step, (tf.constant(0), h0, c0, *arrays), maximum_iterations=steps)
-        h_states, c_states = h_array.stack(), c_array.stack()
-        pre_activations = z_array.stack()
+        pre_activations, h_states, c_states = _forward_loop(
+            tf.reshape(projected, [steps, batch, 4 * units]), h0, c0, recurrent_kernel, step_mask)
+        c_last = c_states[-1]
 
         def grad(d_h_states, d_c_last):
             d_h_states = tf.zeros_like(h_states) if d_h_states is None else d_h_states
@@ -146,32 +183,9 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
             factors = tf.concat([candidate * gate_i * (1 - gate_i), c_previous * gate_f * (1 - gate_f),
                                  gate_i * (1 - candidate * candidate), tanh_c * gate_o * (1 - gate_o)], axis=2)
             carry_factors = tf.concat([gate_o * (1 - tanh_c * tanh_c), gate_f], axis=2)
-            d_h_array = tf.TensorArray(dtype, size=steps).unstack(d_h_states)
-            factor_array = tf.TensorArray(dtype, size=steps).unstack(factors)
-            carry_array = tf.TensorArray(dtype, size=steps).unstack(carry_factors)
-            keep_array = None if keep is None else tf.TensorArray(dtype, size=steps).unstack(keep)
-            recurrent_transposed = tf.transpose(recurrent_kernel)
-
-            def back(time, d_h, d_c, d_z_array):
-                d_h = d_h + d_h_array.read(time)
-                if keep_array is not None:  # a kept state passes its gradient straight through
-                    keep_t = keep_array.read(time)
-                    pass_h, pass_c = d_h * (1 - keep_t), d_c * (1 - keep_t)
-                    d_h, d_c = d_h * keep_t, d_c * keep_t
-                to_c, forget = tf.split(carry_array.read(time), 2, axis=1)
-                d_c = d_c + d_h * to_c
-                d_z = tf.concat([d_c, d_c, d_c, d_h], axis=1) * factor_array.read(time)
-                d_h_previous = tf.matmul(d_z, recurrent_transposed)
-                d_c_previous = d_c * forget
-                if keep_array is not None:
-                    d_h_previous, d_c_previous = d_h_previous + pass_h, d_c_previous + pass_c
-                return time - 1, d_h_previous, d_c_previous, d_z_array.write(time, d_z)
-
-            _, d_h0, d_c0, d_z_array = tf.while_loop(
-                lambda time, *_: time >= 0, back,
-                (steps - 1, tf.zeros_like(h0), d_c_last, tf.TensorArray(dtype, size=steps)),
-                maximum_iterations=steps)
-            d_z = tf.reshape(d_z_array.stack(), [-1, 4 * units])
+            d_z, d_h0, d_c0 = _backward_loop(d_h_states, d_c_last, factors, carry_factors, keep,
+                                             tf.transpose(recurrent_kernel))
+            d_z = tf.reshape(d_z, [-1, 4 * units])
             h_previous = tf.reshape(tf.concat([h0[None], h_states[:-1]], axis=0), [-1, units])
             d_inputs = tf.reshape(tf.matmul(d_z, kernel, transpose_b=True), tf.shape(inputs))
             d_kernel = tf.matmul(tf.reshape(inputs, [-1, features]), d_z, transpose_a=True)
