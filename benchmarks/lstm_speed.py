@@ -10,6 +10,8 @@ reviews of 128-256 of 256 tokens, masked max pooling, batch 64), both with dropo
 the three versions compute the same thing. The variants are timed in turn, ``--repeats``
 times, after a warm-up that pays for tracing; the table gives the median tokens per second,
 the spread over repeats, and the ratio to plain PyTorch (``nn.LSTM``, packed sequences).
+PyTorch runs one thread by default: on a shared 2-core machine its two OpenMP threads
+waited on each other at every op (3-6x slower than one thread, measured while writing this).
 """
 
 from __future__ import annotations
@@ -135,8 +137,10 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=6, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} "
           f"({torch.get_num_threads()} threads), {os.cpu_count()} CPU cores")
     if args.profile:

@@ -119,29 +119,28 @@ def _forward_loop(projected, h0, c0, recurrent_kernel, step_mask):
     return z_array.stack(), h_array.stack(), c_array.stack()
 
 
-def _backward_loop(d_h_states, d_c_last, factors, carry_factors, keep, recurrent_transposed):
-    """The sequential part of the backward pass: every step's d(pre-activations), d h0, d c0."""
+def _backward_loop(d_h_states, d_c_last, factors, carry_factors, recurrent_transposed, masked: bool):
+    """The sequential part of the backward pass: every step's d(pre-activations), d h0, d c0.
+
+    ``carry_factors`` holds per step ``[o * (1 - tanh(c)^2), keep * f]``, plus ``1 - keep``
+    when masked (a masked step passes its state gradients straight through); ``factors``
+    already carries the mask.
+    """
     import tensorflow as tf
 
     steps, dtype = tf.shape(factors)[0], factors.dtype
     d_h_array = tf.TensorArray(dtype, size=steps).unstack(d_h_states)
     factor_array = tf.TensorArray(dtype, size=steps).unstack(factors)
     carry_array = tf.TensorArray(dtype, size=steps).unstack(carry_factors)
-    keep_array = None if keep is None else tf.TensorArray(dtype, size=steps).unstack(keep)
 
     def back(time, d_h, d_c, d_z_array):
         d_h = d_h + d_h_array.read(time)
-        if keep_array is not None:  # a kept state passes its gradient straight through
-            keep_t = keep_array.read(time)
-            pass_h, pass_c = d_h * (1 - keep_t), d_c * (1 - keep_t)
-            d_h, d_c = d_h * keep_t, d_c * keep_t
-        to_c, forget = tf.split(carry_array.read(time), 2, axis=1)
-        d_c = d_c + d_h * to_c
-        d_z = tf.concat([d_c, d_c, d_c, d_h], axis=1) * factor_array.read(time)
-        d_h_previous = tf.matmul(d_z, recurrent_transposed)
-        d_c_previous = d_c * forget
-        if keep_array is not None:
-            d_h_previous, d_c_previous = d_h_previous + pass_h, d_c_previous + pass_c
+        carry = tf.split(carry_array.read(time), 3 if masked else 2, axis=1)
+        d_c_new = d_c + d_h * carry[0]
+        d_z = tf.concat([d_c_new, d_c_new, d_c_new, d_h], axis=1) * factor_array.read(time)
+        d_h_previous, d_c_previous = tf.matmul(d_z, recurrent_transposed), d_c_new * carry[1]
+        if masked:
+            d_h_previous, d_c_previous = d_h_previous + d_h * carry[2], d_c_previous + d_c * carry[2]
         return time - 1, d_h_previous, d_c_previous, d_z_array.write(time, d_z)
 
     _, d_h0, d_c0, d_z_array = tf.while_loop(
@@ -159,7 +158,6 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
     """
     import tensorflow as tf
 
-    keep = None if step_mask is None else tf.cast(step_mask, inputs.dtype)
 
     @tf.custom_gradient
     def run(inputs, h0, c0, kernel, recurrent_kernel, bias):
@@ -174,7 +172,7 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
             d_h_states = tf.zeros_like(h_states) if d_h_states is None else d_h_states
             d_c_last = tf.zeros_like(c_last) if d_c_last is None else d_c_last
             # Everything that does not depend on the carried gradients is computed here, over
-            # all steps at once; the reverse loop keeps two multiplies, an add and one matmul.
+            # all steps at once; the reverse loop keeps a few multiplies and adds and one matmul.
             z_i, z_f, z_c, z_o = tf.split(pre_activations, 4, axis=2)
             gate_i, gate_f, gate_o, candidate = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
             c_previous = tf.concat([c0[None], c_states[:-1]], axis=0)
@@ -182,9 +180,12 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
             # d(pre-activation) = [dc, dc, dc, dh] * factors; dc also gains dh * o * (1 - tanh(c)^2).
             factors = tf.concat([candidate * gate_i * (1 - gate_i), c_previous * gate_f * (1 - gate_f),
                                  gate_i * (1 - candidate * candidate), tanh_c * gate_o * (1 - gate_o)], axis=2)
-            carry_factors = tf.concat([gate_o * (1 - tanh_c * tanh_c), gate_f], axis=2)
-            d_z, d_h0, d_c0 = _backward_loop(d_h_states, d_c_last, factors, carry_factors, keep,
-                                             tf.transpose(recurrent_kernel))
+            carry_factors = [gate_o * (1 - tanh_c * tanh_c), gate_f]
+            if step_mask is not None:  # multiplying by exact 0/1 keeps the stock layer's numbers
+                keep = tf.cast(step_mask, factors.dtype)
+                factors, carry_factors = factors * keep, [carry_factors[0], gate_f * keep, tf.broadcast_to(1 - keep, tf.shape(gate_f))]
+            d_z, d_h0, d_c0 = _backward_loop(d_h_states, d_c_last, factors, tf.concat(carry_factors, axis=2),
+                                             tf.transpose(recurrent_kernel), step_mask is not None)
             d_z = tf.reshape(d_z, [-1, 4 * units])
             h_previous = tf.reshape(tf.concat([h0[None], h_states[:-1]], axis=0), [-1, units])
             d_inputs = tf.reshape(tf.matmul(d_z, kernel, transpose_b=True), tf.shape(inputs))
