@@ -1,7 +1,7 @@
 """Training speed of zoo's LSTMs on the CPU: stock ``keras.layers.LSTM``, ``FusedLSTM`` and plain PyTorch.
 
     python benchmarks/lstm_speed.py              # both networks, 3 interleaved repeats (~3 min on 2 cores)
-    python benchmarks/lstm_speed.py --profile    # where the stock layer's training step spends its time
+    python benchmarks/lstm_speed.py --profile [--fused]   # where a training step spends its time
 
 Two networks, each trained with Adam on random token ids in this process: ``char_lstm``
 (64-d embedding, 2 x LSTM 256, logits over 65 characters, batch 64 x 100) and
@@ -97,12 +97,12 @@ def torch_trainer(network: str, ids, targets, batch: int):
     return train
 
 
-def profile_stock(batch: int, steps: int, folder: str = "/tmp/lstm_profile"):
-    """Self time of each op type in ``steps`` training steps of the stock char_lstm."""
+def profile(batch: int, steps: int, fused: bool = False, folder: str = "/tmp/lstm_profile"):
+    """Self time of each op type in ``steps`` training steps of char_lstm."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     ids, targets = batches("char_lstm", batch, steps)
-    train = keras_trainer("char_lstm", False, ids, targets, batch)
+    train = keras_trainer("char_lstm", fused, ids, targets, batch)
     tf.profiler.experimental.start(folder)
     train()
     tf.profiler.experimental.stop()
@@ -126,7 +126,7 @@ def profile_stock(batch: int, steps: int, folder: str = "/tmp/lstm_profile"):
                         totals[kind] = totals.get(kind, 0) + (event.duration_ps - nested) / 1e12
         os.remove(path)
     everything = sum(totals.values())
-    print(f"stock keras.layers.LSTM char_lstm, {steps} training steps, self time by op type on the host threads:")
+    print(f"{'FusedLSTM' if fused else 'keras.layers.LSTM'} char_lstm, {steps} training steps, self time by op type:")
     for kind, seconds in sorted(totals.items(), key=lambda item: -item[1])[:20]:
         print(f"  {kind:40s} {seconds:8.3f} s  {100 * seconds / everything:5.1f}%")
 
@@ -139,12 +139,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--fused", action="store_true", help="profile FusedLSTM instead")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, PyTorch {torch.__version__} "
           f"({torch.get_num_threads()} threads), {os.cpu_count()} CPU cores")
     if args.profile:
-        return profile_stock(args.batch, args.steps)
+        return profile(args.batch, args.steps, args.fused)
     for network in args.networks:
         ids, targets = batches(network, args.batch, args.steps)
         trainers = {"keras.layers.LSTM": keras_trainer(network, False, ids, targets, args.batch),

@@ -96,27 +96,32 @@ class FusedLSTM(keras.layers.LSTM):
 
 
 def _forward_loop(projected, h0, c0, recurrent_kernel, step_mask):
-    """The sequential part of the forward pass: every step's pre-activations, h and c."""
+    """The sequential part of the forward pass. Returns, stacked over the steps, the gates
+    (input, forget, cell candidate, output) and tanh of the new cell state, which the backward
+    pass reuses, and the (masked) states h and c."""
     import tensorflow as tf
 
     steps, dtype = tf.shape(projected)[0], projected.dtype
     projected = tf.TensorArray(dtype, size=steps).unstack(projected)
     mask_steps = None if step_mask is None else tf.TensorArray(tf.bool, size=steps).unstack(step_mask)
 
-    def step(time, h, c, z_array, h_array, c_array):
-        z = projected.read(time) + tf.matmul(h, recurrent_kernel)
-        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
-        c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
-        h_new = tf.sigmoid(z_o) * tf.tanh(c_new)
+    def step(time, h, c, arrays):
+        z_i, z_f, z_c, z_o = tf.split(projected.read(time) + tf.matmul(h, recurrent_kernel), 4, axis=1)
+        gates = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c), tf.sigmoid(z_o)
+        c_new = gates[1] * c + gates[0] * gates[2]
+        tanh_c = tf.tanh(c_new)
+        h_new = gates[3] * tanh_c
         if mask_steps is not None:
             keep_t = mask_steps.read(time)
             h_new, c_new = tf.where(keep_t, h_new, h), tf.where(keep_t, c_new, c)
-        return time + 1, h_new, c_new, z_array.write(time, z), h_array.write(time, h_new), c_array.write(time, c_new)
+        # A TensorArray write keeps a reference, no copy: storing beats recomputing later.
+        values = (*gates, tanh_c, h_new, c_new)
+        return time + 1, h_new, c_new, tuple(array.write(time, value) for array, value in zip(arrays, values))
 
-    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
-    *_, z_array, h_array, c_array = tf.while_loop(
-        lambda time, *_: time < steps, step, (tf.constant(0), h0, c0, *arrays), maximum_iterations=steps)
-    return z_array.stack(), h_array.stack(), c_array.stack()
+    arrays = tuple(tf.TensorArray(dtype, size=steps) for _ in range(7))
+    *_, arrays = tf.while_loop(lambda time, *_: time < steps, step, (tf.constant(0), h0, c0, arrays),
+                               maximum_iterations=steps)
+    return [array.stack() for array in arrays]
 
 
 def _backward_loop(d_h_states, d_c_last, factors, carry_factors, recurrent_transposed, masked: bool):
@@ -164,7 +169,7 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
         steps, batch, features = tf.unstack(tf.shape(inputs))
         units = tf.shape(h0)[-1]
         projected = tf.matmul(tf.reshape(inputs, [-1, features]), kernel) + bias
-        pre_activations, h_states, c_states = _forward_loop(
+        gate_i, gate_f, candidate, gate_o, tanh_c, h_states, c_states = _forward_loop(
             tf.reshape(projected, [steps, batch, 4 * units]), h0, c0, recurrent_kernel, step_mask)
         c_last = c_states[-1]
 
@@ -173,25 +178,24 @@ def fused_lstm(inputs, h0, c0, kernel, recurrent_kernel, bias, step_mask=None):
             d_c_last = tf.zeros_like(c_last) if d_c_last is None else d_c_last
             # Everything that does not depend on the carried gradients is computed here, over
             # all steps at once; the reverse loop keeps a few multiplies and adds and one matmul.
-            z_i, z_f, z_c, z_o = tf.split(pre_activations, 4, axis=2)
-            gate_i, gate_f, gate_o, candidate = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
             c_previous = tf.concat([c0[None], c_states[:-1]], axis=0)
-            tanh_c = tf.tanh(gate_f * c_previous + gate_i * candidate)
             # d(pre-activation) = [dc, dc, dc, dh] * factors; dc also gains dh * o * (1 - tanh(c)^2).
             factors = tf.concat([candidate * gate_i * (1 - gate_i), c_previous * gate_f * (1 - gate_f),
                                  gate_i * (1 - candidate * candidate), tanh_c * gate_o * (1 - gate_o)], axis=2)
             carry_factors = [gate_o * (1 - tanh_c * tanh_c), gate_f]
             if step_mask is not None:  # multiplying by exact 0/1 keeps the stock layer's numbers
                 keep = tf.cast(step_mask, factors.dtype)
-                factors, carry_factors = factors * keep, [carry_factors[0], gate_f * keep, tf.broadcast_to(1 - keep, tf.shape(gate_f))]
+                factors = factors * keep
+                carry_factors = [carry_factors[0], gate_f * keep, tf.broadcast_to(1 - keep, tf.shape(gate_f))]
             d_z, d_h0, d_c0 = _backward_loop(d_h_states, d_c_last, factors, tf.concat(carry_factors, axis=2),
                                              tf.transpose(recurrent_kernel), step_mask is not None)
             d_z = tf.reshape(d_z, [-1, 4 * units])
+            d_bias = tf.raw_ops.BiasAddGrad(out_backprop=d_z)  # far faster than reduce_sum over rows
             h_previous = tf.reshape(tf.concat([h0[None], h_states[:-1]], axis=0), [-1, units])
             d_inputs = tf.reshape(tf.matmul(d_z, kernel, transpose_b=True), tf.shape(inputs))
             d_kernel = tf.matmul(tf.reshape(inputs, [-1, features]), d_z, transpose_a=True)
             d_recurrent = tf.matmul(h_previous, d_z, transpose_a=True)
-            return d_inputs, d_h0, d_c0, d_kernel, d_recurrent, tf.reduce_sum(d_z, axis=0)
+            return d_inputs, d_h0, d_c0, d_kernel, d_recurrent, d_bias
 
         return (h_states, c_last), grad
 
