@@ -8,7 +8,7 @@ import keras
 import zoo
 from zoo.layers import FusedLSTM, recurrent
 
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fast path is TensorFlow's")
+tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the fast path is TensorFlow's")
 
 tf = pytest.importorskip("tensorflow")
 RNG = np.random.default_rng(0)
@@ -57,6 +57,7 @@ def padding_mask(batch=4, steps=7):
     return mask
 
 
+@tensorflow_only
 @pytest.mark.parametrize("options, masked, with_state", [
     (dict(), False, False),
     (dict(return_sequences=True), False, True),
@@ -78,6 +79,7 @@ def test_outputs_and_gradients_equal_keras_lstm(options, masked, with_state):
     assert_same(outputs_and_gradients(stock, inputs, mask, state), fused_values)
 
 
+@tensorflow_only
 def test_float32_matches_to_1e_5():
     stock, fused = pair(units=16, features=8, dtype="float32", return_sequences=True)
     inputs = RNG.normal(size=(3, 20, 8)).astype("float32")
@@ -85,6 +87,7 @@ def test_float32_matches_to_1e_5():
                 outputs_and_gradients(fused, inputs, padding_mask(3, 20)), tolerance=1e-5)
 
 
+@tensorflow_only
 @pytest.mark.parametrize("options", [dict(activation="relu"), dict(recurrent_dropout=0.3), dict(unroll=True)])
 def test_an_ineligible_layer_falls_back_and_still_matches(options):
     stock, fused = pair(return_sequences=True, **options)
@@ -103,6 +106,7 @@ def bidirectional_model(layer_class, vocab=30):
     return keras.Model(inputs, keras.layers.Dense(2)(x))
 
 
+@tensorflow_only
 def test_bidirectional_stack_with_masks_equals_keras():
     stock, fused = bidirectional_model(keras.layers.LSTM), bidirectional_model(FusedLSTM)
     fused.set_weights(stock.get_weights())
@@ -122,6 +126,7 @@ def test_bidirectional_stack_with_masks_equals_keras():
     assert_same(*[[np.asarray(value) for value in values] for values in results], tolerance=1e-5)
 
 
+@tensorflow_only
 def test_weights_move_both_ways_and_a_keras_file_round_trips(tmp_path):
     stock, fused = bidirectional_model(keras.layers.LSTM), bidirectional_model(FusedLSTM)
     assert [(w.name, w.shape) for w in stock.weights] == [(w.name, w.shape) for w in fused.weights]
@@ -137,6 +142,7 @@ def test_weights_move_both_ways_and_a_keras_file_round_trips(tmp_path):
     np.testing.assert_allclose(stock.predict(ids, verbose=0), fused.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+@tensorflow_only
 def test_input_dropout_uses_one_mask_per_sequence_like_keras():
     stock, fused = pair(return_sequences=True, dropout=0.5, seed=3)
     inputs = RNG.normal(size=(3, 6, 5))
@@ -148,6 +154,7 @@ def test_input_dropout_uses_one_mask_per_sequence_like_keras():
     assert_same(outputs_and_gradients(stock, inputs, training=True), trained)
 
 
+@tensorflow_only
 def test_stateful_layers_carry_the_same_state():
     stock, fused = pair(return_sequences=True, stateful=True, batch=2)
     for _ in range(2):
@@ -155,6 +162,7 @@ def test_stateful_layers_carry_the_same_state():
         np.testing.assert_allclose(fused(inputs), stock(inputs), rtol=1e-10, atol=1e-10)
 
 
+@tensorflow_only
 def test_mixed_precision_runs_in_the_compute_dtype():
     stock, fused = pair(units=8, dtype=keras.DTypePolicy("mixed_bfloat16"), return_sequences=True)
     inputs = RNG.normal(size=(2, 10, 5)).astype("float32")
@@ -164,6 +172,7 @@ def test_mixed_precision_runs_in_the_compute_dtype():
                                atol=0.05)
 
 
+@tensorflow_only
 def test_a_tiny_language_model_learns_under_a_distribution_strategy():
     keras.utils.set_random_seed(0)
     ids = np.tile(np.arange(1, 9, dtype="int32"), (16, 2))[:, :12]
@@ -177,6 +186,7 @@ def test_a_tiny_language_model_learns_under_a_distribution_strategy():
     assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
 
 
+@tensorflow_only
 @pytest.mark.parametrize("name", ["char_lstm", "imdb_bilstm"])
 def test_fused_false_builds_the_stock_network_with_the_same_parameters(name):
     default, stock = zoo.build(name), zoo.build(name, fused=False)
@@ -188,3 +198,17 @@ def test_fused_false_builds_the_stock_network_with_the_same_parameters(name):
     assert lstms(default) and all(isinstance(layer, FusedLSTM) for layer in lstms(default))
     assert lstms(stock) and not any(isinstance(layer, FusedLSTM) for layer in lstms(stock))
     assert default.count_params() == stock.count_params()
+
+
+@pytest.mark.backends
+def test_on_every_backend_a_fused_model_trains_saves_and_loads(tmp_path):
+    """On JAX and PyTorch the layer is keras.layers.LSTM's own loop; on TensorFlow the fast path."""
+    keras.utils.set_random_seed(0)
+    model = zoo.build("rnn", vocab_size=20, embedding_dim=4, units=(6,), bidirectional=True)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ids = np.random.default_rng(0).integers(0, 20, (8, 5)).astype("int32")
+    model.fit(ids, np.arange(8) % 2, epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.layers[2].forward_layer, FusedLSTM)
+    np.testing.assert_allclose(loaded.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6, atol=1e-6)

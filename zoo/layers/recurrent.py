@@ -41,9 +41,14 @@ class FusedLSTM(keras.layers.LSTM):
     Input dropout draws one mask per sequence from the layer's seed generator, applied to
     every step, as the stock layer does; with the same seed the masks are the same ones.
 
-    Where the stock layer's training time goes (char_lstm, 2 x LSTM 256, batch 64 x 100,
-    TensorFlow 2.21 on 2 EPYC cores; ``benchmarks/measured/lstm_speed_cpu.txt``):
-    PROFILE_SUMMARY
+    Where the stock layer's training time goes (char_lstm, 2 x LSTM 256, batch 64 x 100, TF
+    2.21 on 2 shared EPYC cores; TF profiler self time by op type, ``lstm_speed.py --profile``):
+    matmuls 46% (per step x @ kernel and h @ recurrent_kernel forward, four small matmuls
+    back, and AddN summing every step's weight gradients, 4% more); ~37% between kernels (the
+    executor scheduling the many small ops of every step); gate math (Mul, Sigmoid, Tanh,
+    Split, BiasAdd) only ~4%. Here four of the six per-step matmuls become four large ones and
+    the AddN goes. Measured no faster, so not used: XLA-compiled loops or backward factors,
+    projecting inside the loop.
     """
 
     def _fast_path_applies(self) -> bool:
