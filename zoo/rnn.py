@@ -27,19 +27,22 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from zoo.layers import AddLastValue, MaskedPooling1D, RelativeToLast, Standardize, check_choice, classifier_head, \
-    sequence_input
+from zoo.layers import AddLastValue, FusedLSTM, MaskedPooling1D, RelativeToLast, Standardize, check_choice, \
+    classifier_head, sequence_input
 from zoo.registry import register_model
 
-CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+# "lstm" is keras.layers.LSTM with a faster training path on TensorFlow's CPU (same weights
+# and results); fused=False builds the stock layer, e.g. to compare speeds.
+CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": FusedLSTM, "gru": layers.GRU}
 HEADS = ("classify", "language_model", "forecast")
 POOLINGS = ("last", "max", "mean")
 
 
 def recurrent_stack(x, cell: str = "lstm", units: Sequence[int] = (64,), bidirectional: bool = False,
                     dropout: float = 0.0, recurrent_dropout: float = 0.0, return_sequences: bool = False,
-                    name: str = "rnn"):
+                    fused: bool = True, name: str = "rnn"):
     """Stacked recurrent layers; every layer but the last returns sequences unless asked to.
+    ``fused=False`` uses ``keras.layers.LSTM`` for ``cell="lstm"`` instead of ``FusedLSTM``.
 
     Masks from an ``Embedding(mask_zero=True)`` flow through, so padded steps change
     neither the states nor the result.
@@ -51,7 +54,8 @@ def recurrent_stack(x, cell: str = "lstm", units: Sequence[int] = (64,), bidirec
         raise ValueError(f"dropout and recurrent_dropout must be in [0, 1), got {dropout}, {recurrent_dropout}")
     for index, size in enumerate(units):
         last = index == len(units) - 1
-        layer = CELLS[cell](int(size), return_sequences=return_sequences or not last, dropout=dropout,
+        layer_class = layers.LSTM if cell == "lstm" and not fused else CELLS[cell]
+        layer = layer_class(int(size), return_sequences=return_sequences or not last, dropout=dropout,
                             recurrent_dropout=recurrent_dropout, name=f"{name}_{cell}{index + 1}")
         if bidirectional:
             layer = layers.Bidirectional(layer, name=f"{name}_bidirectional{index + 1}")
@@ -65,7 +69,7 @@ def rnn(head: str = "classify", cell: str = "lstm", units: Sequence[int] = (64,)
         embedding_dim: int = 128, sequence_length: int | None = None, input_shape: Sequence[int] | None = None,
         pooling: str = "last", num_classes: int = 2, classifier_activation: str | None = "softmax",
         head_dropout: float = 0.0, window: int = 24, horizon: int = 1, features: int = 1,
-        target_index: int = 0, scale=1.0, name: str = "rnn") -> keras.Model:
+        target_index: int = 0, scale=1.0, fused: bool = True, name: str = "rnn") -> keras.Model:
     """A recurrent network; see the module docstring for the heads.
 
     Args:
@@ -86,9 +90,11 @@ def rnn(head: str = "classify", cell: str = "lstm", units: Sequence[int] = (64,)
             ``features`` values in, the next ``horizon`` values of feature ``target_index`` out.
         scale: typical size of a change within a window, in raw units (a scalar or one per
             feature), e.g. the standard deviation of ``window - last value`` on training data.
+        fused: ``cell="lstm"`` layers are ``zoo.layers.FusedLSTM`` (faster training on
+            TensorFlow's CPU, same weights); ``False`` builds ``keras.layers.LSTM``.
     """
     check_choice("head", head, HEADS)
-    stack = dict(cell=cell, units=units, dropout=dropout, recurrent_dropout=recurrent_dropout)
+    stack = dict(cell=cell, units=units, dropout=dropout, recurrent_dropout=recurrent_dropout, fused=fused)
     if head == "classify":
         check_choice("pooling", pooling, POOLINGS)
         if num_classes < 2:
