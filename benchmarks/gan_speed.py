@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
+from timing import add_round_options, interleaved_rounds, print_rounds, set_threads  # noqa: E402
 
 
 def keras_gan(upsampling: str, steps_per_execution: int = 1, policy: str = "float32"):
@@ -78,23 +77,13 @@ def torch_gan(latent_dim: int = 128, width: int = 64):
     return train_step
 
 
-def timed(function) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    function()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads; 0: the defaults")
-    parser.add_argument("--no-torch", action="store_true")
+    add_round_options(parser)
     args = parser.parse_args()
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    set_threads(args.threads)
     images = np.random.default_rng(0).uniform(0, 255, (args.batch * args.steps, 28, 28, 1)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices(images).batch(args.batch, drop_remainder=True).cache().prefetch(2)
     variants = {"dcgan (transposed convolutions)": keras_gan("transpose"),
@@ -114,22 +103,11 @@ def main():
                    for i in range(args.steps)]
         step(batches[0])
         runners[f"plain PyTorch {torch.__version__}"] = lambda: [step(batch) for batch in batches]
-    results = {name: [] for name in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            results[name].append(timed(run))
+    results = interleaved_rounds(runners, args.rounds)
     count = args.batch * args.steps
     print(f"dcgan 28x28x1, latent 128, batch {args.batch}, {args.steps} steps x {args.rounds} rounds, TensorFlow "
           f"{tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, threads {args.threads or 'default'}")
-    first = None
-    print(f"{'variant':34s} {'images/s (range)':>22s} {'ratio':>6s} {'per CPU-s':>10s} {'ratio':>6s}")
-    for name, times in results.items():
-        walls, cpus = [count / wall for wall, _ in times], [count / cpu for _, cpu in times]
-        wall, cpu = statistics.median(walls), statistics.median(cpus)
-        first = first or (wall, cpu)
-        print(f"{name:34s} {wall:8.0f} ({min(walls):5.0f}-{max(walls):5.0f}) {wall / first[0]:5.2f}x "
-              f"{cpu:10.0f} {cpu / first[1]:5.2f}x", flush=True)
-
+    print_rounds(results, count, "images/s")
 
 if __name__ == "__main__":
     main()

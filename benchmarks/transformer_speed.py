@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from timing import random_windows  # noqa: E402
+from timing import add_round_options, interleaved_rounds, print_rounds, random_windows, \
+    set_threads  # noqa: E402
 from zoo.layers import transformer as transformer_layers  # noqa: E402
 
 VOCAB = 65
@@ -119,14 +118,10 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round and variant")
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps-per-execution", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads; 0: the defaults")
-    parser.add_argument("--no-torch", action="store_true")
+    add_round_options(parser)
     args = parser.parse_args()
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    set_threads(args.threads)
     ids, targets = random_windows(VOCAB, args.batch * args.steps, args.length)
     data = tf.data.Dataset.from_tensor_slices((ids, targets)).batch(args.batch).cache().prefetch(tf.data.AUTOTUNE)
     models = {"zoo attention (recipe path)": recipe_model(args),
@@ -150,24 +145,11 @@ def main():
 
         torch.set_num_threads(args.threads or os.cpu_count())
         runners[f"plain PyTorch {torch.__version__}"] = torch_loop(torch_gpt(args), ids, targets, args.batch)
-    results = {name: [] for name in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            run()
-            results[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    results = interleaved_rounds(runners, args.rounds)
     print(f"gpt 4 blocks, width 128, 4 heads, batch {args.batch} x {args.length} characters, {args.steps} steps x "
           f"{args.rounds} rounds, TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, "
           f"threads {args.threads or 'default'}")
-    print(f"{'variant':38s} {'chars/s (range)':>24s} {'ratio':>6s} {'per CPU-s':>10s} {'ratio':>6s}")
-    count, first = args.batch * args.steps * args.length, None
-    for name, times in results.items():
-        walls, cpus = [count / wall for wall, _ in times], [count / cpu for _, cpu in times]
-        wall, cpu = statistics.median(walls), statistics.median(cpus)
-        first = first or (wall, cpu)
-        print(f"{name:38s} {wall:8.0f} ({min(walls):6.0f}-{max(walls):6.0f}) {wall / first[0]:5.2f}x "
-              f"{cpu:10.0f} {cpu / first[1]:5.2f}x", flush=True)
-
+    print_rounds(results, args.batch * args.steps * args.length, "chars/s")
 
 if __name__ == "__main__":
     main()
