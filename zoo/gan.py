@@ -338,9 +338,9 @@ def gan(latent_dim: int = 128, image_shape: Sequence[int] = (28, 28, 1), num_cla
 def dcgan(latent_dim=128, image_shape=(28, 28, 1), **kwargs) -> GAN:
     """DCGAN (Radford et al. 2016) for 28x28x1 images; ``image_shape=(32, 32, 3)`` for CIFAR-sized.
 
-    Profile of a training step (TF 2.21, 2 CPU cores, batch 128): the two transposed convolutions
-    take ~65% of the op time (run forward in both the D and G steps, and differentiated),
-    batch norm ~12%, the discriminator's convolutions ~13%, both Adam steps and the noise <1%.
+    Profile of a training step (TF 2.21, 2 CPU cores, batch 128, benchmarks/profile_step.py): the
+    two transposed convolutions take 55-65% of the op time (forward in both the D and G steps,
+    and differentiated), batch norm 12-17%, the discriminator 13-16%, both Adam steps ~1-2%.
     It is compute-bound (~68 GFLOP a step): steps_per_execution gains nothing, mixed_bfloat16
     1.4x per CPU-second (avx512_bf16), ``upsampling="resize"`` 0.6x (2.25x the multiply-adds).
     """
