@@ -3,6 +3,7 @@ PyTorch training loop, each timed after a warm-up that pays for tracing and comp
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import keras
@@ -78,3 +79,42 @@ def print_table(variants, measure, torch_measure, unit: str = "chars/s") -> None
     if speed:
         import torch
         print(f"{'plain PyTorch ' + torch.__version__:40s} {speed:10.0f} {speed / baseline:6.2f}x")
+
+
+def interleaved_rounds(runners: dict, rounds: int) -> dict:
+    """``{name: [(wall seconds, CPU seconds), ...]}`` of calling each runner once per round, the
+    runners taking turns, so other work on a shared machine slows them alike."""
+    results = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            results[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return results
+
+
+def print_rounds(results: dict, count: int, unit: str) -> None:
+    """Median ``count``-per-second speed over rounds (and range) per second of wall time and of
+    this process's CPU time, with ratios to the first runner."""
+    first = None
+    print(f"{'variant':38s} {unit + ' (range)':>24s} {'ratio':>6s} {'per CPU-s':>10s} {'ratio':>6s}")
+    for name, times in results.items():
+        walls, cpus = [count / wall for wall, _ in times], [count / cpu for _, cpu in times]
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        first = first or (wall, cpu)
+        print(f"{name:38s} {wall:8.0f} ({min(walls):6.0f}-{max(walls):6.0f}) {wall / first[0]:5.2f}x "
+              f"{cpu:10.0f} {cpu / first[1]:5.2f}x", flush=True)
+
+
+def add_round_options(parser, rounds: int = 3) -> None:
+    """The options both interleaved benchmarks share: rounds, threads, no PyTorch."""
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads; 0: the defaults")
+    parser.add_argument("--no-torch", action="store_true")
+
+
+def set_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op threads (PyTorch's are set where it is imported); 0 keeps the defaults."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)

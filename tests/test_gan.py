@@ -159,3 +159,12 @@ def test_quick_mode_takes_each_model_s_learning_rate_unless_one_is_given():
     assert rate() == 2e-4  # full mode: Radford et al.'s
     with pytest.raises(ConfigError, match="--learning-rate must be > 0"):
         rate("--learning-rate", "0")
+
+
+def test_resize_upsampling_makes_the_same_images_shape_and_bad_choices_are_refused():
+    generator = zoo.gan.generator(latent_dim=16, image_shape=(8, 8, 1), width=8, upsampling="resize")
+    assert generator.output_shape == (None, 8, 8, 1)
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in generator.layers)
+    assert isinstance(zoo.build("dcgan", upsampling="resize"), zoo.gan.GAN)
+    with pytest.raises(ValueError, match="upsampling='bilinear'"):
+        zoo.gan.generator(upsampling="bilinear")

@@ -3,7 +3,48 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
+
+
+def self_attention(attention: layers.MultiHeadAttention, x, causal: bool, training=None):
+    """``attention(x, x, use_causal_mask=causal)`` for a built ``MultiHeadAttention`` over
+    ``(batch, steps, width)``, with its own weights, in fewer and plainer operations.
+
+    Keras's layer makes three einsum projections (TensorFlow runs each as a broadcast batch
+    matrix product) and builds the causal mask on every call. Here the three kernels,
+    ``(width, heads, head_dim)`` each, are read side by side as one ``(width, 3 * width)``
+    matrix for a single product, the output projection is one matrix product, and a fixed
+    length's causal mask is a constant. Same function, same weights and saved layout.
+    """
+    width, heads = x.shape[-1], attention.num_heads
+    head_dim = width // heads
+    steps = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+    projections = (attention._query_dense, attention._key_dense, attention._value_dense)
+    kernel = ops.concatenate([ops.reshape(ops.cast(dense.kernel, x.dtype), (width, width))
+                              for dense in projections], axis=1)
+    bias = ops.concatenate([ops.reshape(ops.cast(dense.bias, x.dtype), (width,)) for dense in projections])
+    packed = ops.reshape(ops.matmul(x, kernel) + bias, (-1, steps, 3, heads, head_dim))
+    query, key, value = ops.unstack(ops.transpose(packed, (2, 0, 3, 1, 4)), 3)  # (batch, heads, steps, head_dim)
+    scores = ops.einsum("bhqd,bhkd->bhqk", query, key)
+    scores = ops.multiply(scores, ops.cast(1.0 / np.sqrt(head_dim), scores.dtype))
+    if causal:
+        if isinstance(steps, int):  # a constant in the graph, not ops rebuilt every step
+            allowed = np.tril(np.ones((steps, steps), dtype=bool))
+        else:
+            positions = ops.arange(steps)
+            allowed = ops.expand_dims(positions, 1) >= ops.expand_dims(positions, 0)
+        scores = ops.where(allowed, scores, ops.cast(-0.7 * np.finfo("float32").max if scores.dtype == "float32"
+                                                     else -3e4, scores.dtype))
+    weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+    weights = ops.cast(weights, value.dtype)
+    if attention.dropout:
+        weights = attention._dropout_layer(weights, training=training)
+    attended = ops.reshape(ops.transpose(ops.einsum("bhqk,bhkd->bhqd", weights, value), (0, 2, 1, 3)),
+                           (-1, steps, width))
+    output = attention._output_dense
+    return ops.matmul(attended, ops.reshape(ops.cast(output.kernel, x.dtype), (width, width))) + \
+        ops.cast(output.bias, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -43,12 +84,13 @@ class TransformerBlock(layers.Layer):
         self.built = True
 
     def call(self, x, mask=None, training=None):
-        attention_mask = None
-        if mask is not None:  # (batch, steps) -> (batch, query, key): never attend to padding
-            attention_mask = ops.expand_dims(ops.cast(mask, "bool"), 1)
         normed = self.attention_norm(x)
-        attended = self.attention(normed, normed, attention_mask=attention_mask, use_causal_mask=self.causal,
-                                  training=training)
+        if mask is None:
+            attended = self_attention(self.attention, normed, self.causal, training=training)
+        else:  # (batch, steps) -> (batch, query, key): never attend to padding
+            attention_mask = ops.expand_dims(ops.cast(mask, "bool"), 1)
+            attended = self.attention(normed, normed, attention_mask=attention_mask, use_causal_mask=self.causal,
+                                      training=training)
         x = x + self.residual_dropout(attended, training=training)
         hidden = self.mlp_output(self.mlp_hidden(self.mlp_norm(x)))
         return x + self.residual_dropout(hidden, training=training)
