@@ -48,10 +48,12 @@ def test_timing_summary_is_the_median_of_the_repeats_with_their_spread():
 def test_stock_config_swaps_only_the_zoo_speed_layers():
     config = {"class_name": "Functional", "config": {"layers": [
         {"module": "zoo.layers", "class_name": "FusedLSTM", "registered_name": "zoo>FusedLSTM", "config": {"units": 4}},
-        {"module": "keras.layers", "class_name": "Dense", "config": {"units": 2}}]}}
+        {"module": "keras.layers", "class_name": "Dense", "config": {"units": 2}},
+        {"module": "zoo.layers", "class_name": "TransformerBlock", "config": {"embed_dim": 8}}]}}
     layers = bench.stock_config(config)["config"]["layers"]
     assert layers[0] == {"module": "keras.layers", "class_name": "LSTM", "config": {"units": 4}}
     assert layers[1] == config["config"]["layers"][1]
+    assert layers[2]["config"] == {"embed_dim": 8, "packed_attention": False}
     assert config["config"]["layers"][0]["class_name"] == "FusedLSTM"  # the input is left as it was
 
 
@@ -93,7 +95,9 @@ def test_tiny_bench_writes_a_row_per_family_with_both_ratios(tiny_bench):
     units = dict(zip(table["family"], table["unit"]))
     assert units == {"mnist_convnet": "examples", "char_lstm": "tokens", "char_gpt_small": "tokens",
                      "dcgan": "examples"}
-    assert "speed layers FusedLSTM" in table.set_index("family").loc["char_lstm", "recipe_settings"]
+    settings = table.set_index("family")["recipe_settings"]
+    assert "speed layers FusedLSTM" in settings["char_lstm"] and "speed layers TransformerBlock" in \
+        settings["char_gpt_small"]
 
 
 def test_tiny_bench_section_in_the_results_readme(tiny_bench):

@@ -41,3 +41,18 @@ def test_gpt_keeps_its_weight_layout_and_round_trips(tmp_path):
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(restored.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6,
                                atol=1e-6)
+
+
+def test_packed_attention_off_is_keras_own_layer_with_the_same_result():
+    keras.utils.set_random_seed(0)
+    packed = zoo.build("char_gpt_tiny", vocab_size=20, dropout=0.0)
+    config = packed.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "TransformerBlock":
+            assert layer["config"]["packed_attention"] is True
+            layer["config"]["packed_attention"] = False
+    stock = keras.Model.from_config(config)
+    stock.set_weights(packed.get_weights())
+    assert all(not block.packed_attention for block in blocks(stock))
+    ids = np.random.default_rng(0).integers(0, 20, (3, 32)).astype("int32")
+    np.testing.assert_allclose(stock.predict(ids, verbose=0), packed.predict(ids, verbose=0), rtol=1e-5, atol=1e-5)

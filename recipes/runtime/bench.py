@@ -217,16 +217,21 @@ def torch_timing(step, batches: list, repeats: int) -> Timing:
     return Timing(epochs, steps)
 
 
-STOCK = {"FusedLSTM": ("keras.layers", "LSTM")}  # the zoo's speed layers -> the Keras layer they equal
+# The zoo's speed layers -> how the stock Keras computation of the same function is configured.
+STOCK = {"FusedLSTM": {"module": "keras.layers", "class_name": "LSTM"},
+         "TransformerBlock": {"config": {"packed_attention": False}}}
 
 
 def stock_config(config):
     """A model config with the zoo's speed layers replaced by the stock Keras layers they equal."""
     if isinstance(config, dict):
         config = {key: stock_config(value) for key, value in config.items()}
-        if config.get("class_name") in STOCK:
-            config["module"], config["class_name"] = STOCK[config["class_name"]]
-            config.pop("registered_name", None)
+        swap = STOCK.get(config.get("class_name"))
+        if swap:
+            if "class_name" in swap:
+                config.pop("registered_name", None)
+            config.update({key: value for key, value in swap.items() if key != "config"})
+            config["config"] = {**config.get("config", {}), **swap.get("config", {})}
         return config
     if isinstance(config, list):
         return [stock_config(value) for value in config]

@@ -143,7 +143,8 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
     row["ratio_vs_torch"] = round(summaries["recipe"]["per_s"] / summaries["torch"]["per_s"], 3)
     row.update(recipe_params=bench.trainable_count(trained), keras_params=bench.trainable_count(plain),
                torch_params=sum(p.numel() for p in twin.parameters() if p.requires_grad))
-    fused = sorted({type(layer).__name__ for layer in model._flatten_layers() if type(layer).__name__ in bench.STOCK})
+    fused = sorted({type(layer).__name__ for layer in model._flatten_layers()
+                    if type(layer).__name__ in bench.STOCK and getattr(layer, "packed_attention", True)})
     from recipes.runtime.train import use_xla
 
     row["recipe_settings"] = (f"precision {keras.config.dtype_policy().name}, xla {use_xla(config)}, "

@@ -56,16 +56,19 @@ class TransformerBlock(layers.Layer):
     The MLP is two dense layers with GELU, ``mlp_dim`` wide. ``dropout`` applies to both
     residual branches; ``attention_dropout`` to the attention weights, off by default
     because it draws a random number for every query-key pair (slow on long sequences).
+    ``packed_attention`` (default) computes unmasked attention with ``self_attention``, the
+    same function as Keras's layer in fewer operations; False calls Keras's layer always.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, mlp_dim: int, dropout: float = 0.0,
-                 causal: bool = False, epsilon: float = 1e-6, attention_dropout: float = 0.0, **kwargs):
+                 causal: bool = False, epsilon: float = 1e-6, attention_dropout: float = 0.0,
+                 packed_attention: bool = True, **kwargs):
         super().__init__(**kwargs)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.embed_dim, self.num_heads, self.mlp_dim = int(embed_dim), int(num_heads), int(mlp_dim)
         self.dropout, self.causal, self.epsilon = float(dropout), bool(causal), float(epsilon)
-        self.attention_dropout = float(attention_dropout)
+        self.attention_dropout, self.packed_attention = float(attention_dropout), bool(packed_attention)
         self.supports_masking = True
         self.attention_norm = layers.LayerNormalization(epsilon=epsilon, name="attention_norm")
         self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads,
@@ -85,10 +88,10 @@ class TransformerBlock(layers.Layer):
 
     def call(self, x, mask=None, training=None):
         normed = self.attention_norm(x)
-        if mask is None:
+        if mask is None and self.packed_attention:
             attended = self_attention(self.attention, normed, self.causal, training=training)
         else:  # (batch, steps) -> (batch, query, key): never attend to padding
-            attention_mask = ops.expand_dims(ops.cast(mask, "bool"), 1)
+            attention_mask = None if mask is None else ops.expand_dims(ops.cast(mask, "bool"), 1)
             attended = self.attention(normed, normed, attention_mask=attention_mask, use_causal_mask=self.causal,
                                       training=training)
         x = x + self.residual_dropout(attended, training=training)
@@ -101,7 +104,7 @@ class TransformerBlock(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
                 "mlp_dim": self.mlp_dim, "dropout": self.dropout, "causal": self.causal, "epsilon": self.epsilon,
-                "attention_dropout": self.attention_dropout}
+                "attention_dropout": self.attention_dropout, "packed_attention": self.packed_attention}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
