@@ -66,3 +66,15 @@ def test_recipe_help_lists_fields_without_importing_tensorflow():
     assert "--learning-rate" in result.stdout and "--cpu-replicas" in result.stdout
     assert "(default: 'mnist_convnet')" in result.stdout
     assert "per replica; the global batch" in result.stdout
+
+
+@dataclasses.dataclass
+class PercentConfig(RunConfig):
+    epochs: int = 1  # one epoch reached 88% here
+
+
+def test_a_comment_with_a_percent_sign_shows_in_the_help():
+    from recipes.runtime.config import make_parser
+
+    help_text = make_parser(PercentConfig, "zoo run percent").format_help()  # argparse %-formats: 88% alone fails
+    assert "one epoch reached 88% here (default: 1)" in " ".join(help_text.split())

@@ -149,7 +149,8 @@ def make_parser(config_class, prog: str, description: str = "", presets: dict | 
     for name, annotation in field_types(config_class).items():
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
-        help_text = f"{comments.get(name, '')} (default: {default!r})".strip()
+        # argparse %-formats help strings: a comment's "88%" must reach it as "88%%"
+        help_text = f"{comments.get(name, '')} (default: {default!r})".strip().replace("%", "%%")
         if name in config_class.NOT_APPLICABLE:
             help_text = argparse.SUPPRESS
         if annotation is bool:
