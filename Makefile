@@ -33,8 +33,7 @@ test: $(BIN)/.installed
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -ra -m slow
 
-# Each family trained as its recipe does, as plain Keras and as plain PyTorch, in one process per
-# family; rows to results/benchmarks.csv (about 15 minutes on 2 cores; needs `make import-data` once).
+# Each family trained as its recipe does, as plain Keras and as plain PyTorch, one after the other; rows to results/benchmarks.csv (about 15 minutes on 2 cores; needs `make import-data` once).
 bench: $(BIN)/.installed
 	$(BIN)/zoo bench all
 

@@ -1,4 +1,4 @@
-"""``zoo bench``: each family's headline model trained three ways in one process, as ratios.
+"""``zoo bench``: each family's headline model trained three ways on the same batches, as ratios.
 
     zoo bench all                 # every family below (make bench); rows go to results/benchmarks.csv
     zoo bench char_lstm --steps 10 --repeats 5
@@ -15,7 +15,9 @@ The three ways train the same network on the same batches for the same number of
 - ``torch``: the same network in plain PyTorch (``recipes/runtime/bench_torch.py``; the ``bench``
   extra), ``torch.optim.Adam`` and a plain Python loop over the same batches as tensors.
 
-Each way runs one warm-up epoch of ``steps`` steps (tracing, compilation, the input pipeline's
+The recipe's way runs in the ``zoo bench`` process, plain Keras and plain PyTorch each in a process
+of its own right after it (``recipes/runtime/bench_way.py``: TensorFlow's runtime in the same
+process slowed PyTorch 1.6-6x). Each way runs one warm-up epoch of ``steps`` steps (tracing, compilation, the input pipeline's
 first fill), then ``repeats`` timed epochs of ``steps`` steps with the same iterator. A row gives
 each way's median examples (or tokens) per second with the spread of the repeats, the median and
 90th-percentile step time, the process's RSS growth while it built and trained, and the ratios
@@ -238,13 +240,13 @@ def stock_config(config):
     return config
 
 
-def plain_keras(model):
-    """The same architecture, fresh weights, the zoo's speed layers swapped for Keras' own, uncompiled."""
+def plain_config(model) -> dict:
+    """``model``'s architecture, the zoo's speed layers swapped for Keras' own, without its compile settings."""
     import keras
 
     config = stock_config(keras.saving.serialize_keras_object(model))
     config.pop("compile_config", None)
-    return keras.saving.deserialize_keras_object(config)
+    return config
 
 
 def trainable_count(model) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
+import tempfile
 
-from recipes.runtime import bench
+from recipes.runtime import bench, files
 from recipes.runtime.bench import BenchError
 
 CSV_NAME = "benchmarks.csv"
@@ -22,8 +24,8 @@ MEANINGS = {
     "*_spread": "the slowest and fastest repeat, units per second",
     "*_step_ms / *_step_ms_p90": "median and 90th percentile of the timed steps (per execution where "
     "steps_per_execution > 1)",
-    "*_mib": "growth of the process's resident memory while that way built its model and trained (MiB; the data "
-    "loaded before); the ways share one process, so memory another way freed can be reused: a lower bound",
+    "*_mib": "growth of the resident memory of that way's process while it built its model and trained (MiB; the "
+    "recipe's after its data was loaded, the baselines' after their imports)",
     "ratio_vs_keras / ratio_vs_torch": "recipe_per_s / keras_per_s and recipe_per_s / torch_per_s: above 1, the "
     "recipe trains faster than that baseline on this processor",
     "*_params": "trainable parameters of each way's network (PyTorch's LSTM keeps two bias vectors per gate set)",
@@ -85,16 +87,34 @@ def phase2_top(model, config, batches, seed: int):
                                   cache=False)
 
 
+def torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def run_way(way: str, folder: str, timeout: float = 1800) -> tuple:
+    """Time plain Keras or plain PyTorch in a process of its own (``bench_way``); (its Timing, its record)."""
+    import json
+    import subprocess
+
+    backend = {"keras": "tensorflow", "torch": "torch"}[way]
+    result = subprocess.run([sys.executable, "-m", "recipes.runtime.bench_way", way, folder], capture_output=True,
+                            text=True, timeout=timeout, env={**os.environ, "KERAS_BACKEND": backend})
+    if result.returncode:
+        raise BenchError(f"the plain {way} way failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    with open(os.path.join(folder, f"{way}.json")) as handle:
+        record = json.load(handle)
+    return bench.Timing(record["epochs"], record["steps"], record["memory_mib"]), record
+
+
 def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, data_dir: str = "",
             log=print) -> dict:
-    """Train family ``name`` three ways in this process; its row."""
-    try:  # before anything is loaded: a missing PyTorch is said at once
-        import torch
-
-        from recipes.runtime import bench_torch
-    except ImportError:
+    """Train family ``name`` three ways: the recipe's here, plain Keras and plain PyTorch each in a process of
+    its own right after it (``bench_way`` says why); its row."""
+    if not torch_installed():  # said before anything is loaded
         raise BenchError("zoo bench needs PyTorch for its third way: pip install -e '.[bench]' "
-                         "(the CPU wheel torch==2.13.0)") from None
+                         "(the CPU wheel torch==2.13.0)")
     import keras
     import numpy as np
     import tensorflow as tf
@@ -114,22 +134,15 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
         recipe_time = bench.keras_timing(trained, data.repeat(), steps, repeats, steps_per_epoch=steps)
     recipe_time.memory_mib = memory.growth_mib
 
-    with bench.PeakRSS() as memory:
-        plain = bench.plain_keras(model)
-        if hasattr(plain, "generator"):
-            plain.compile()  # the GAN's own defaults: Adam(2e-4, beta_1=0.5) for each network (keras-io's DCGAN)
-        else:
-            plain.compile(optimizer="adam", loss=model.loss)
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as folder:  # the baselines, each in its own process
         x, y = (np.concatenate(part) for part in zip(*batches))
-        keras_time = bench.keras_timing(plain, x, steps, repeats, y=y, batch_size=len(batches[0][1]))
-    keras_time.memory_mib = memory.growth_mib
-
-    with bench.PeakRSS() as memory:
-        torch.manual_seed(config.seed)
-        twin = bench_torch.twin(name, model)
-        torch_batches = [bench_torch.to_torch(name, batch) for batch in batches]
-        torch_time = bench.torch_timing(bench_torch.trainer(name, twin), torch_batches, repeats)
-    torch_time.memory_mib = memory.growth_mib
+        np.savez(os.path.join(folder, "batches.npz"), x=x, y=y)
+        loss = model.loss if isinstance(model.loss, (str, type(None))) else keras.losses.serialize(model.loss)
+        files.write_json(os.path.join(folder, "spec.json"), {
+            "family": name, "seed": config.seed, "steps": steps, "repeats": repeats, "batch_size": len(batches[0][1]),
+            "loss": loss, "model": bench.plain_config(model)}, default=str)
+        keras_time, keras_result = run_way("keras", folder)
+        torch_time, torch_result = run_way("torch", folder)
 
     per_step = len(batches[0][1]) * (batches[0][0].shape[1] if family.tokens else 1)
     row = {"family": name, "unit": "tokens" if family.tokens else "examples", "recipe": family.recipe,
@@ -141,8 +154,8 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
     row["pipeline_per_s"] = input_time.summary(per_step * steps)["per_s"]
     row["ratio_vs_keras"] = round(summaries["recipe"]["per_s"] / summaries["keras"]["per_s"], 3)
     row["ratio_vs_torch"] = round(summaries["recipe"]["per_s"] / summaries["torch"]["per_s"], 3)
-    row.update(recipe_params=bench.trainable_count(trained), keras_params=bench.trainable_count(plain),
-               torch_params=sum(p.numel() for p in twin.parameters() if p.requires_grad))
+    row.update(recipe_params=bench.trainable_count(trained), keras_params=keras_result["params"],
+               torch_params=torch_result["params"])
     fused = sorted({type(layer).__name__ for layer in model._flatten_layers()
                     if type(layer).__name__ in bench.STOCK and getattr(layer, "packed_attention", True)})
     from recipes.runtime.train import use_xla
@@ -153,8 +166,8 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
     cpu, flags = bench.processor()
     row.update(cpu=cpu, cpu_flags=flags,
                threads=f"tensorflow {tf.config.threading.get_intra_op_parallelism_threads() or 'all'}, "
-                       f"torch {torch.get_num_threads()}",
-               tensorflow_version=tf.__version__, keras_version=keras.__version__, torch_version=torch.__version__,
+                       f"torch {torch_result['threads']}",
+               tensorflow_version=tf.__version__, keras_version=keras.__version__, torch_version=torch_result["version"],
                notes=("the recipe way trains the top on the bottom's cached features (made once per run, untimed "
                       "here); keras and torch run the whole network on images with the bottom frozen"
                       if name == "finetune_phase2" else ""))
@@ -197,8 +210,9 @@ def section(results_dir: str) -> list[str]:
 
     table = pd.read_csv(path)
     lines = ["## Benchmarks (`zoo bench`, `make bench`)", "",
-             "Each family's headline model trained for a fixed number of steps three ways in one process "
-             "(`recipes/runtime/bench.py`). A ratio holds on the processor of its row only.", "",
+             "Each family's headline model trained for a fixed number of steps three ways on the same batches, one "
+             "after the other: the recipe's way, plain Keras and plain PyTorch, each baseline in a process of its own "
+             "(`recipes/runtime/bench.py`, `bench_way.py`). A ratio holds on the processor of its row only.", "",
              markdown_rows(table, [column for column in SUMMARY if column in table]), "",
              "Commands, steps and spreads:", ""]
     for index, row in table.iterrows():
