@@ -35,8 +35,8 @@ import statistics
 import threading
 import time
 
-FAMILIES_DOC = "mnist_convnet, resnet20, char_lstm, imdb_bilstm, char_gpt_small, imdb_transformer, dcgan, " \
-               "finetune_phase2"
+FAMILIES_DOC = "mnist_convnet, resnet20, char_lstm, imdb_bilstm, char_gpt_small, char_gpt_small_12x64, " \
+               "imdb_transformer, dcgan, finetune_phase2"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Family:
     steps: int  # timed steps per repeat
     tiny: tuple | None = None  # the smoke test's options (bundled data, small shapes); None: no tiny form
     tokens: bool = False  # count tokens (sequence positions), not examples
+    twin: str = ""  # the PyTorch twin's family in bench_torch, where not the same name
 
 
 FAMILIES = {
@@ -61,6 +62,10 @@ FAMILIES = {
     "imdb_bilstm": Family("rnn", ("--dataset", "imdb_reviews"), 16),
     "char_gpt_small": Family("transformer", ("--dataset", "tiny_shakespeare"), 16,
                              ("--quick", "--dataset", "sklearn_docs", "--batch-size", "8"), tokens=True),
+    # nanoGPT's small CPU shape (4 x 128 wide, 4 heads, 64 characters of context, batch 12): per-step costs decide
+    "char_gpt_small_12x64": Family("transformer", ("--dataset", "tiny_shakespeare", "--sequence-length", "64",
+                                                   "--batch-size", "12", "--random-windows", "true"), 40, tokens=True,
+                                   twin="char_gpt_small"),
     "imdb_transformer": Family("transformer", ("--dataset", "imdb_reviews"), 16),
     "dcgan": Family("gan", (), 6, ("--quick", "--batch-size", "16")),
     "finetune_phase2": Family("finetune", ("--weights", "none", "--scratch", "false"), 6),

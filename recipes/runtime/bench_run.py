@@ -139,7 +139,7 @@ def measure(name: str, tiny: bool = False, steps: int = 0, repeats: int = 3, dat
         np.savez(os.path.join(folder, "batches.npz"), x=x, y=y)
         loss = model.loss if isinstance(model.loss, (str, type(None))) else keras.losses.serialize(model.loss)
         files.write_json(os.path.join(folder, "spec.json"), {
-            "family": name, "seed": config.seed, "steps": steps, "repeats": repeats, "batch_size": len(batches[0][1]),
+            "family": family.twin or name, "seed": config.seed, "steps": steps, "repeats": repeats, "batch_size": len(batches[0][1]),
             "loss": loss, "model": bench.plain_config(model)}, default=str)
         keras_time, keras_result = run_way("keras", folder)
         torch_time, torch_result = run_way("torch", folder)
