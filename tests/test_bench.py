@@ -109,3 +109,13 @@ def test_tiny_bench_section_in_the_results_readme(tiny_bench):
     assert "## benchmarks" not in readme  # the CSV is not taken for a recipe's table
     for family in TINY:
         assert f"{family}: recipe " in result.stdout  # each family's result line
+
+
+def test_loop_timing_times_each_pass_and_a_nan_loss_stops_the_baseline():
+    calls = []
+    timing = bench.loop_timing(calls.append, [1, 2, 3], repeats=2)
+    assert calls == [1, 2, 3] * 3  # a warm-up pass, then two timed ones
+    assert len(timing.epochs) == 2 and len(timing.steps) == 6
+    assert all(epoch >= step for epoch, step in zip(timing.epochs, timing.steps[::3]))
+    with pytest.raises(bench.BenchError, match="loss became NaN"):
+        bench.torch_timing(lambda batch: float("nan"), [0], repeats=1)

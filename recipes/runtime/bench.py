@@ -191,37 +191,36 @@ def keras_timing(model, data, steps: int, repeats: int, **fit_options) -> Timing
     return Timing(clock.epochs[1:], clock.steps[per_epoch:])
 
 
-def pipeline_timing(dataset, steps: int, repeats: int) -> Timing:
-    """The input pipeline alone, batches drawn as a fit draws them: is it ever the bottleneck?"""
-    iterator, epochs, times = iter(dataset), [], []
-    for epoch in range(1 + repeats):
-        started = previous = time.perf_counter()
-        for _ in range(steps):
-            next(iterator)
-            now = time.perf_counter()
-            if epoch:
-                times.append(now - previous)
-            previous = now
-        if epoch:
-            epochs.append(time.perf_counter() - started)
-    return Timing(epochs, times)
-
-
-def torch_timing(step, batches: list, repeats: int) -> Timing:
+def loop_timing(work, items, repeats: int) -> Timing:
+    """``work(item)`` for each of ``items``: one warm-up pass, then ``repeats`` timed passes."""
     epochs, steps = [], []
     for epoch in range(1 + repeats):
         started = previous = time.perf_counter()
-        for batch in batches:
-            loss = step(batch)
+        for item in items:
+            work(item)
             now = time.perf_counter()
             if epoch:
                 steps.append(now - previous)
             previous = now
         if epoch:
             epochs.append(time.perf_counter() - started)
+    return Timing(epochs, steps)
+
+
+def pipeline_timing(dataset, steps: int, repeats: int) -> Timing:
+    """The input pipeline alone, batches drawn as a fit draws them: is it ever the bottleneck?"""
+    iterator = iter(dataset)
+    return loop_timing(lambda _: next(iterator), range(steps), repeats)
+
+
+def torch_timing(step, batches: list, repeats: int) -> Timing:
+    """A plain PyTorch loop over ``batches``; ``step(batch)`` returns the loss."""
+    def work(batch):
+        loss = step(batch)
         if loss != loss:
             raise BenchError("The PyTorch twin's loss became NaN")
-    return Timing(epochs, steps)
+
+    return loop_timing(work, batches, repeats)
 
 
 # The zoo's speed layers -> how the stock Keras computation of the same function is configured.
