@@ -55,8 +55,21 @@ def test_the_readme_recipe_registers_and_runs_through_the_runtime(tmp_path):
 
 
 def committed_commands() -> list[str]:
-    return [command for path in sorted(glob.glob(os.path.join(ROOT, "results", "*.csv")))
-            for command in pd.read_csv(path)["command"]]
+    from recipes.runtime.results import recipes_with_rows  # the recipes' tables, not benchmarks.csv
+
+    return [command for recipe in recipes_with_rows(os.path.join(ROOT, "results"))
+            for command in pd.read_csv(os.path.join(ROOT, "results", f"{recipe}.csv"))["command"]]
+
+
+def test_every_committed_benchmark_command_still_names_its_families():
+    from recipes.runtime import bench
+
+    commands = list(pd.read_csv(os.path.join(ROOT, "results", "benchmarks.csv"))["command"])
+    assert len(commands) >= 9  # every family's row
+    for command in commands:
+        words = shlex.split(command)
+        assert words[:2] == ["zoo", "bench"], command  # each row's command names its one family first
+        assert bench.check_families(words[2:3], tiny="--tiny" in words) == words[2:3], command
 
 
 def test_every_committed_command_still_resolves_with_dry_run():

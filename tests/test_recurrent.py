@@ -24,7 +24,7 @@ def pair(units=4, features=5, dtype="float64", batch=None, **options):
     return stock, fused
 
 
-def outputs_and_gradients(layer, inputs, mask=None, initial_state=None, training=False):
+def outputs_and_gradients(layer, inputs, mask=None, initial_state=None, training=True):
     variables = [tf.constant(inputs)] + ([] if initial_state is None else [tf.constant(s) for s in initial_state])
 
     @tf.function
@@ -88,13 +88,25 @@ def test_float32_matches_to_1e_5():
 
 
 @tensorflow_only
+@tensorflow_only
+def test_inference_runs_keras_own_loop_with_the_same_outputs():
+    stock, fused = pair(return_sequences=True)
+    inputs = RNG.normal(size=(3, 7, 5))
+    before = recurrent.FAST_PATH_TRACES["count"]
+    np.testing.assert_allclose(fused(inputs, training=False), stock(inputs, training=False), rtol=1e-10, atol=1e-10)
+    assert recurrent.FAST_PATH_TRACES["count"] == before  # what exporters trace is Keras's own graph
+
+
 @pytest.mark.parametrize("options", [dict(activation="relu"), dict(recurrent_dropout=0.3), dict(unroll=True)])
 def test_an_ineligible_layer_falls_back_and_still_matches(options):
     stock, fused = pair(return_sequences=True, **options)
     inputs = RNG.normal(size=(2, 6, 5))
     before = recurrent.FAST_PATH_TRACES["count"]
-    assert_same(outputs_and_gradients(stock, inputs), outputs_and_gradients(fused, inputs))
+    trained = outputs_and_gradients(fused, inputs)  # training, where the fast path would run
     assert recurrent.FAST_PATH_TRACES["count"] == before
+    if options.get("recurrent_dropout"):  # each layer draws its own masks: compare without them
+        trained = outputs_and_gradients(fused, inputs, training=False)
+    assert_same(outputs_and_gradients(stock, inputs, training=not options.get("recurrent_dropout")), trained)
 
 
 def bidirectional_model(layer_class, vocab=30):
@@ -119,7 +131,7 @@ def test_bidirectional_stack_with_masks_equals_keras():
     results = []
     for model in (stock, fused):
         with tf.GradientTape() as tape:
-            predictions = model(ids)
+            predictions = model(ids, training=True)
             loss = tf.reduce_sum((predictions - targets) ** 2)
         results.append([predictions] + [tf.convert_to_tensor(gradient) for gradient in
                                         tape.gradient(loss, model.trainable_weights)])
@@ -146,8 +158,8 @@ def test_weights_move_both_ways_and_a_keras_file_round_trips(tmp_path):
 def test_input_dropout_uses_one_mask_per_sequence_like_keras():
     stock, fused = pair(return_sequences=True, dropout=0.5, seed=3)
     inputs = RNG.normal(size=(3, 6, 5))
-    plain = outputs_and_gradients(fused, inputs)
-    assert_same(outputs_and_gradients(stock, inputs), plain)  # inference: no dropout
+    plain = outputs_and_gradients(fused, inputs, training=False)
+    assert_same(outputs_and_gradients(stock, inputs, training=False), plain)  # inference: no dropout
     trained = outputs_and_gradients(fused, inputs, training=True)
     assert not np.allclose(trained[0], plain[0])
     # The same seed draws the same per-sequence mask as the stock layer.
@@ -159,14 +171,14 @@ def test_stateful_layers_carry_the_same_state():
     stock, fused = pair(return_sequences=True, stateful=True, batch=2)
     for _ in range(2):
         inputs = RNG.normal(size=(2, 3, 5))
-        np.testing.assert_allclose(fused(inputs), stock(inputs), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(fused(inputs, training=True), stock(inputs, training=True), rtol=1e-10, atol=1e-10)
 
 
 @tensorflow_only
 def test_mixed_precision_runs_in_the_compute_dtype():
     stock, fused = pair(units=8, dtype=keras.DTypePolicy("mixed_bfloat16"), return_sequences=True)
     inputs = RNG.normal(size=(2, 10, 5)).astype("float32")
-    result = fused(inputs)
+    result = fused(inputs, training=True)
     assert result.dtype == "bfloat16"
     np.testing.assert_allclose(np.asarray(tf.cast(result, "float32")), np.asarray(tf.cast(stock(inputs), "float32")),
                                atol=0.05)

@@ -29,7 +29,7 @@ def _tensorflow_gpu_visible() -> bool:
 class FusedLSTM(keras.layers.LSTM):
     """``keras.layers.LSTM`` (same constructor, variables and outputs) with a fast CPU path.
 
-    The fast path runs on the TensorFlow backend with no GPU visible (with one, the stock
+    The fast path runs in training, on the TensorFlow backend with no GPU visible (with one, the stock
     layer's cuDNN kernel is faster) when the layer has ``activation="tanh"``,
     ``recurrent_activation="sigmoid"``, ``recurrent_dropout=0``, ``unroll=False``,
     ``use_cudnn`` not ``True``, and not ``implementation=1`` with input dropout (one mask
@@ -61,7 +61,9 @@ class FusedLSTM(keras.layers.LSTM):
                 and not _tensorflow_gpu_visible())
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not self._fast_path_applies():
+        # Inference keeps Keras's loop: its graph is the one exporters know (tf2onnx turns the fast
+        # loop into an ONNX Loop whose types onnxruntime cannot infer), and the gain is in the backward pass.
+        if not training or not self._fast_path_applies():
             return super().inner_loop(sequences, initial_state, mask, training=training)
         import tensorflow as tf
 
