@@ -3,7 +3,8 @@
     zoo run rnn --dataset imdb_reviews       # sentiment, word-level BiLSTM, one epoch: 88.00% in 5 min on 2
                                              # CPU cores (87% reached in that epoch, 258 s)
     zoo run rnn --dataset imdb_reviews --model imdb_recursive   # the same, a recursive (tree) network
-    zoo run rnn --dataset tiny_shakespeare   # character language model (char_lstm): 1.582 nats/char in 86 min
+    zoo run rnn --dataset tiny_shakespeare   # character language model (char_lstm, FusedLSTM): 1.5825 nats/char
+                                             # in 20 epochs, 35 min on 2 busy CPU cores (1.6 after 22 min)
     zoo run rnn --dataset co2                # weekly Mauna Loa CO2, 12 weeks ahead: MAE 0.380 ppm in 5 min
     zoo run rnn --quick [--dataset sklearn_docs|co2]   # seconds: digits rows, scikit-learn's docs, CO2
     zoo run rnn --data reviews/ | corpus.txt | series.csv   # your own texts, corpus or series (its preset)
