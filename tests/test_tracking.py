@@ -20,10 +20,18 @@ from recipes.runtime import config as config_lib
 from recipes.runtime import train
 
 
-def offline_runs(wandb_folder) -> list[dict]:
-    """Every offline run under a ``wandb`` folder, in start order."""
-    runs = [read_offline_run(folder) for folder in glob.glob(os.path.join(wandb_folder, "offline-run-*"))]
-    return sorted(runs, key=lambda run: run["start"])
+def offline_runs(wandb_folder, wait: float = 30.0) -> list[dict]:
+    """Every offline run under a ``wandb`` folder, in start order. W&B's writer process can still be
+    flushing a run's records after ``finish`` returns on a loaded machine (seen once in a full suite:
+    no run record yet), so this reads again for up to ``wait`` seconds until each run has its start and exit."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        runs = [read_offline_run(folder) for folder in glob.glob(os.path.join(wandb_folder, "offline-run-*"))]
+        if all("start" in run and run["exit_code"] is not None for run in runs) or time.monotonic() > deadline:
+            return sorted(runs, key=lambda run: run.get("start", 0))
+        time.sleep(0.5)
 
 
 def wandb_records(path: str):
