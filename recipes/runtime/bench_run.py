@@ -41,7 +41,7 @@ def recipe_setup(family: bench.Family, tiny: bool, data_dir: str):
     import keras
 
     import recipes
-    from recipes.runtime import data as data_lib, distribute, train
+    from recipes.runtime import distribute, train
     from recipes.runtime.config import parse_overrides
     from recipes.runtime.recipe import Plan
 
@@ -55,9 +55,7 @@ def recipe_setup(family: bench.Family, tiny: bool, data_dir: str):
     datasets = recipe.make_datasets(config)
     batch = config.batch_size * placement.replicas
     plan = Plan(placement.replicas, placement.workers, batch, -(-datasets.num_train // batch))
-    pipeline = data_lib.pipeline(datasets.train, datasets.num_train, batch, training=True, seed=config.seed,
-                                 augment=datasets.augment, replicas=placement.replicas,
-                                 batch_map=datasets.train_batch_map)
+    pipeline = train.training_pipeline(datasets, config, batch, placement.replicas)
 
     def build():
         with placement.strategy.scope():

@@ -130,6 +130,13 @@ def set_precision(mixed_precision: bool) -> None:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
 
+def training_pipeline(datasets, config: config_lib.RunConfig, global_batch: int, replicas: int):
+    """The training split as a run feeds it to ``fit``: shuffled, batched, the recipe's batch map and
+    augmentation applied (``zoo bench`` times its recipe way on this same pipeline)."""
+    return data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True, seed=config.seed,
+                             augment=datasets.augment, replicas=replicas, batch_map=datasets.train_batch_map)
+
+
 def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_callbacks: list | None = None,
         log=print) -> dict:
     """Train, evaluate and record one run of ``recipe``; returns the results row."""
@@ -173,9 +180,7 @@ def run(recipe: Recipe, config: config_lib.RunConfig, command: str = "", extra_c
                 f"(input sharded by data: each worker reads every example and keeps its part of each global batch)")
         state = Run(recipe, config, datasets, plan, output_dir, os.path.join(output_dir, "backup"), log)
         if datasets.train is not None:
-            state.train = data_lib.pipeline(datasets.train, datasets.num_train, global_batch, training=True,
-                                            seed=config.seed, augment=datasets.augment, replicas=placement.replicas,
-                                            batch_map=datasets.train_batch_map)
+            state.train = training_pipeline(datasets, config, global_batch, placement.replicas)
         if datasets.test is not None:
             state.test = data_lib.pipeline(datasets.test, datasets.num_test, global_batch, training=False,
                                            seed=config.seed, replicas=placement.replicas)
